@@ -1,0 +1,1 @@
+"""Piccolo migrations of the `roomcast` app, applied in id order by `roomcast migrate`."""

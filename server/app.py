@@ -1,0 +1,114 @@
+"""`create_app(settings)`: the one place that composes roomcast's features into a Litestar app.
+
+The app's lifespan opens the database pool and the Redis client of this process and closes them
+on the way out. Features contribute REST routers here; nothing else wires features together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.di import Provide
+from litestar.enums import ScopeType
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from server import ops
+from server.db import Database
+from server.errors import EXCEPTION_HANDLERS
+from server.services import Services
+from server.settings import Settings, load_settings
+from server.web import routes as web
+from server.worker import create_worker
+
+log = logging.getLogger("roomcast.app")
+
+MAX_BODY_BYTES = 1024 * 1024
+"""Request bodies above 1 MiB are refused with 413 before they are read whole."""
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the app for `settings`; nothing is connected until the lifespan starts."""
+    services = Services(
+        settings=settings,
+        db=Database(settings.database_url or "", min_size=0),
+        redis=Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0"),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        await services.db.start()
+        worker = create_worker(settings, in_process=True) if settings.in_process_worker else None
+        worker_task = asyncio.create_task(worker.start()) if worker else None
+        log.info("app.started", extra={"redis_prefix": settings.redis_prefix, "worker": bool(worker)})
+        try:
+            yield
+        finally:
+            if worker and worker_task:
+                await worker.stop()
+                worker_task.cancel()
+            await services.redis.aclose()
+            await services.db.close()
+            log.info("app.stopped")
+
+    def provide_services() -> Services:
+        return services
+
+    return Litestar(
+        route_handlers=[ops.router, web.router],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_id_middleware],
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="roomcast",
+            version="1",
+            description="REST API for auth and meeting setup. Everything live goes over /ws.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        state=State({"services": services}),
+        logging_config=None,  # roomcast configures logging itself (server.logs)
+        debug=False,
+    )
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Give every HTTP request an id (`X-Request-ID`), kept in scope state for error logs."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        request_id = secrets.token_hex(8)
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableScopeHeaders.from_message(message)["X-Request-ID"] = request_id
+            await send(message)
+
+        await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def app_from_environment() -> Litestar:
+    """uvicorn's factory for worker processes: read Settings once from the environment."""
+    from server.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+__all__ = ["app_from_environment", "create_app"]

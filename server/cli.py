@@ -1,0 +1,170 @@
+"""The `roomcast` command: serve, worker, migrate, seed.
+
+Settings are read once here; a bad value prints one line naming the variable and exits with 2.
+When `DATABASE_URL` or `REDIS_URL` is unset, the missing service is started embedded under the
+data directory for the life of the command and the URLs are handed to the app like any others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+import click
+import msgspec
+
+from server.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("roomcast.cli")
+
+
+def _load() -> Settings:
+    from server.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as err:
+        click.echo(f"roomcast: {err}", err=True)
+        sys.exit(2)
+    configure_logging(settings.log_level)
+    return settings
+
+
+@contextlib.contextmanager
+def _services(settings: Settings) -> Iterator[Settings]:
+    """Yield settings whose URLs point at running services, starting embedded ones as needed."""
+    if not settings.embedded:
+        yield settings
+        return
+    from server.embedded import EmbeddedServices
+
+    embedded = EmbeddedServices(settings.data_dir)
+    try:
+        database_url = settings.database_url or embedded.start_postgres()
+        redis_url = settings.redis_url or embedded.start_redis()
+        yield msgspec.structs.replace(settings, database_url=database_url, redis_url=redis_url)
+    finally:
+        embedded.stop()
+
+
+def _export(settings: Settings) -> None:
+    """Hand resolved settings to child processes (uvicorn workers) through their environment."""
+    os.environ["DATABASE_URL"] = settings.database_url or ""
+    os.environ["REDIS_URL"] = settings.redis_url or ""
+    os.environ["ROOMCAST_SECRET_KEY"] = settings.secret_key
+    os.environ["ROOMCAST_IN_PROCESS_WORKER"] = "1" if settings.in_process_worker else "0"
+
+
+def _exit_cleanly_on_signals() -> None:
+    """Turn SIGTERM/SIGINT into SystemExit(0) once uvicorn has shut down.
+
+    uvicorn captures both during serving, shuts down gracefully, restores the previous handlers
+    and then re-raises the signal; with these handlers in place the re-raise unwinds the stack,
+    so the embedded services are stopped in `_services`' finally block instead of being orphaned.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """roomcast: a real-time collaboration server for live meetings.
+
+    Settings come from the environment and an optional .env file (see the README).
+    With DATABASE_URL / REDIS_URL unset, embedded PostgreSQL and Redis are started under
+    ROOMCAST_DATA_DIR (default ./.roomcast).
+    """
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
+@click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations before serving.")
+def serve(host: str, port: int, workers: int, no_migrate: bool) -> None:
+    """Run the HTTP and WebSocket server (and, with embedded services, an in-process job worker)."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.db import migrate
+
+    settings = _load()
+    run_worker = settings.embedded
+    _exit_cleanly_on_signals()
+    with _services(settings) as ready:
+        if not no_migrate:
+            asyncio.run(migrate(ready.database_url or ""))
+        options = {
+            "host": host,
+            "port": port,
+            "ws": "websockets",
+            "ws_max_size": 64 * 1024,
+            "ws_ping_interval": None,  # the gateway sends its own pings every heartbeat_s
+            "lifespan": "on",
+            "log_config": None,
+            "timeout_graceful_shutdown": 8,
+            "proxy_headers": False,
+        }
+        ready = msgspec.structs.replace(ready, in_process_worker=ready.in_process_worker or run_worker)
+        if workers == 1:
+            uvicorn.run(create_app(ready), **options)  # type: ignore[arg-type]
+        else:
+            _export(ready)
+            uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+
+
+@cli.command()
+def worker() -> None:
+    """Run the SAQ worker for calendar sync and scheduled jobs (needs DATABASE_URL and REDIS_URL)."""
+    from server.worker import create_worker
+
+    settings = _load()
+    if settings.embedded:
+        click.echo(
+            "roomcast: worker needs DATABASE_URL and REDIS_URL; with embedded services "
+            "`roomcast serve` runs the worker in-process",
+            err=True,
+        )
+        sys.exit(2)
+    asyncio.run(create_worker(settings).start())
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply pending migrations (under a PostgreSQL advisory lock) and exit."""
+    from server.db import migrate
+
+    settings = _load()
+    with _services(settings) as ready:
+        applied = asyncio.run(migrate(ready.database_url or ""))
+    click.echo(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+
+
+@cli.command()
+def seed() -> None:
+    """Create a demo owner, a live meeting and a few questions; print the join code and login."""
+    from server.db import migrate
+    from server.seed import seed_demo
+
+    settings = _load()
+    with _services(settings) as ready:
+        asyncio.run(migrate(ready.database_url or ""))
+        summary = asyncio.run(seed_demo(ready))
+    click.echo(summary)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The Piccolo engine and pool for one process, and migrations under a PostgreSQL advisory lock.
+
+Piccolo finds its engine through `server.piccolo_conf.DB` and each table's `_meta.db`;
+`Database` points both at the engine it builds, so a process (or a test) talks to exactly the
+database its Settings name. Piccolo's forward migrations take no lock of their own, so
+`migrate` holds a session-level advisory lock on a separate connection while they run: two
+servers starting at once apply each migration exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from typing import Any
+
+import asyncpg
+from piccolo.apps.migrations.commands.forwards import run_forwards
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.table import Table
+
+from server import piccolo_conf
+
+log = logging.getLogger("roomcast.db")
+
+MIGRATION_LOCK_KEY = 0x726F6F6D63617374  # "roomcast" as a bigint
+"""The advisory lock every migrating process queues on."""
+
+
+class Database:
+    """One engine with one asyncpg pool per process, bound to every roomcast table."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.engine = PostgresEngine(config={"dsn": url}, extensions=())
+        self._pool_size = (min_size, max_size)
+        os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
+        piccolo_conf.DB = self.engine
+        for table in all_tables():
+            table._meta.db = self.engine
+
+    async def start(self) -> None:
+        """Open the pool; must run inside the event loop that will use it."""
+        await self.engine.start_connection_pool(min_size=self._pool_size[0], max_size=self._pool_size[1])
+
+    async def close(self) -> None:
+        if self.engine.pool is not None:
+            await self.engine.close_connection_pool()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool, for the few hot paths that want plain SQL."""
+        pool = self.engine.pool
+        if pool is None:
+            raise RuntimeError("the database pool is not open")
+        return pool
+
+    async def ping(self) -> None:
+        async with self.pool.acquire() as connection:
+            await connection.fetchval("SELECT 1")
+
+
+def all_tables() -> list[type[Table]]:
+    from server.piccolo_app import APP_CONFIG
+
+    tables: list[type[Table]] = list(APP_CONFIG.table_classes)
+    return tables
+
+
+async def migrate(url: str) -> list[str]:
+    """Apply pending migrations under the advisory lock; return the ids applied by this call."""
+    lock = await asyncpg.connect(url)
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+        database = Database(url)
+        before = await _applied(lock)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):  # Piccolo prints progress; we log it instead
+            result = await run_forwards(app_name="roomcast")
+        if not result.success:
+            raise RuntimeError(f"migration failed: {result.message}")
+        applied = sorted(set(await _applied(lock)) - set(before))
+        for migration_id in applied:
+            log.info("db.migration.applied", extra={"migration": migration_id})
+        del database
+        return applied
+    finally:
+        with contextlib.suppress(Exception):
+            await lock.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        await lock.close()
+
+
+async def _applied(connection: asyncpg.Connection[Any]) -> list[str]:
+    exists = await connection.fetchval("SELECT to_regclass('public.migration') IS NOT NULL")
+    if not exists:
+        return []
+    rows = await connection.fetch("SELECT name FROM migration WHERE app_name = 'roomcast'")
+    return [row["name"] for row in rows]

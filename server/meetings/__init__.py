@@ -1,0 +1,1 @@
+"""Meetings: setup over REST, roles, join codes, and the meeting rooms' policy."""

@@ -1,0 +1,27 @@
+"""The long-lived resources of one server process, opened in the app's lifespan and injected into handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from server.db import Database
+from server.settings import Settings
+
+
+@dataclass(slots=True)
+class Services:
+    """What handlers need beyond the request: settings, the database and Redis.
+
+    Litestar injects it as the `services` dependency. Redis keys are always built with
+    `key()`, so every key carries the configured prefix.
+    """
+
+    settings: Settings
+    db: Database
+    redis: Redis
+
+    def key(self, *parts: str) -> str:
+        """`<prefix>:<part>:<part>...`, the only way roomcast names a Redis key."""
+        return ":".join((self.settings.redis_prefix, *parts))

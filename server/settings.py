@@ -1,0 +1,216 @@
+"""The one typed Settings object, read from the environment (and an optional `.env`) once at start.
+
+Every process builds its Settings exactly once, in `roomcast`'s command or the app factory, and
+passes it down; nothing else reads the environment. A bad value raises `SettingsError` whose
+message is the single line the CLI prints before exiting with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+from dotenv import dotenv_values
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value roomcast cannot use; `str(err)` names the variable and the problem."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a roomcast process may be configured with (SPEC section 6)."""
+
+    database_url: str | None = None
+    """PostgreSQL URL; None starts an embedded PostgreSQL under `data_dir`."""
+    redis_url: str | None = None
+    """Redis URL; None starts an embedded Redis under `data_dir`."""
+    data_dir: Path = Path(".roomcast")
+    """Where embedded services keep their data and where a generated secret key is kept."""
+    secret_key: str = ""
+    """Signs access tokens, guest tokens and OAuth state; generated once into `data_dir` if unset."""
+    allowed_origins: tuple[str, ...] = ()
+    """WebSocket handshakes from any other Origin are refused with 403; empty allows any."""
+    redis_prefix: str = "roomcast"
+    """Every Redis key and pub/sub channel starts with this, so deployments and tests can share a Redis."""
+    ask_per_minute: int = 5
+    """Questions one user may ask per minute in one meeting."""
+    vote_per_minute: int = 60
+    """Votes one user may cast per minute in one meeting."""
+    join_per_minute: int = 600
+    """`POST /meetings/join` calls per client address per minute (a venue often shares one address)."""
+    register_per_hour: int = 60
+    """`POST /auth/register` calls per client address per hour."""
+    public_url: str = "http://127.0.0.1:8000"
+    """The server's public base URL, used for OAuth redirects and webhook addresses."""
+    heartbeat_s: int = 25
+    """Seconds between WebSocket pings; a peer that misses two is dropped."""
+    access_token_ttl_s: int = 900
+    """Lifetime of an access token."""
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    """Lifetime of a refresh token (each use rotates it)."""
+    guest_token_ttl_s: int = 24 * 3600
+    """Lifetime of a guest token."""
+    log_level: str = "info"
+    """Logging threshold: debug, info, warning or error."""
+    in_process_worker: bool = False
+    """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_api_url: str = "https://www.googleapis.com/calendar/v3"
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: str | None = None
+    microsoft_authority: str = "https://login.microsoftonline.com/common"
+    microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
+
+    @property
+    def embedded(self) -> bool:
+        """True when either service must be started by roomcast itself."""
+        return self.database_url is None or self.redis_url is None
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected a non-empty value")
+    return value.strip()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a positive integer") from None
+    if number < 1:
+        raise ValueError("expected a positive integer")
+    return number
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in schemes or not (parts.netloc or parts.path or parts.query):
+            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value.strip()
+
+    return parse
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        if urlsplit(origin).scheme not in ("http", "https") or not urlsplit(origin).netloc:
+            raise ValueError(f"expected comma-separated origins like https://example.com, got {origin!r}")
+    return origins
+
+
+def _prefix(value: str) -> str:
+    value = value.strip()
+    if not value or not all(c.isalnum() or c in "-_.:" for c in value):
+        raise ValueError("expected letters, digits, '-', '_', '.' or ':'")
+    return value
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0")
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("expected one of debug, info, warning, error")
+    return value.lower()
+
+
+_HTTP = _url("http", "https")
+
+# field name -> (environment variable, parser)
+_SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "database_url": ("DATABASE_URL", _url("postgres", "postgresql")),
+    "redis_url": ("REDIS_URL", _url("redis", "rediss", "unix")),
+    "data_dir": ("ROOMCAST_DATA_DIR", lambda v: Path(_text(v))),
+    "secret_key": ("ROOMCAST_SECRET_KEY", _text),
+    "allowed_origins": ("ROOMCAST_ALLOWED_ORIGINS", _origins),
+    "redis_prefix": ("ROOMCAST_REDIS_PREFIX", _prefix),
+    "ask_per_minute": ("ROOMCAST_ASK_PER_MINUTE", _positive_int),
+    "vote_per_minute": ("ROOMCAST_VOTE_PER_MINUTE", _positive_int),
+    "join_per_minute": ("ROOMCAST_JOIN_PER_MINUTE", _positive_int),
+    "register_per_hour": ("ROOMCAST_REGISTER_PER_HOUR", _positive_int),
+    "public_url": ("ROOMCAST_PUBLIC_URL", _HTTP),
+    "heartbeat_s": ("ROOMCAST_HEARTBEAT_S", _positive_int),
+    "access_token_ttl_s": ("ROOMCAST_ACCESS_TOKEN_TTL_S", _positive_int),
+    "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
+    "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
+    "log_level": ("ROOMCAST_LOG_LEVEL", _log_level),
+    "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
+    "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
+    "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
+    "google_auth_url": ("ROOMCAST_GOOGLE_AUTH_URL", _HTTP),
+    "google_token_url": ("ROOMCAST_GOOGLE_TOKEN_URL", _HTTP),
+    "google_api_url": ("ROOMCAST_GOOGLE_API_URL", _HTTP),
+    "microsoft_client_id": ("ROOMCAST_MICROSOFT_CLIENT_ID", _text),
+    "microsoft_client_secret": ("ROOMCAST_MICROSOFT_CLIENT_SECRET", _text),
+    "microsoft_authority": ("ROOMCAST_MICROSOFT_AUTHORITY", _HTTP),
+    "microsoft_graph_url": ("ROOMCAST_MICROSOFT_GRAPH_URL", _HTTP),
+}
+
+ENV_NAMES: dict[str, str] = {field: env for field, (env, _) in _SOURCES.items()}
+"""Setting field -> environment variable, for docs and for tests that build an environment."""
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read every setting from `environ` (default `os.environ`), falling back to `env_file`.
+
+    An empty variable counts as unset. When no secret key is given, one is generated on first
+    start and kept in `<data_dir>/secret_key` (mode 0600), so tokens survive restarts.
+    """
+    source: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        source.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    source.update(os.environ if environ is None else environ)
+
+    values: dict[str, Any] = {}
+    for field, (env, parse) in _SOURCES.items():
+        raw = source.get(env, "")
+        if raw == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError as err:
+            raise SettingsError(f"{env}={raw}: {err}") from None
+    settings = Settings(**values)
+    if not settings.secret_key:
+        settings = msgspec.structs.replace(settings, secret_key=_stored_secret(settings.data_dir))
+    return settings
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """The secret key kept in the data dir, created (0600) by whichever process gets there first."""
+    path = data_dir / "secret_key"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may have created it an instant ago and be writing it
+            key = path.read_text().strip()
+            if key:
+                return key
+            time.sleep(0.02)
+        raise SettingsError(f"ROOMCAST_SECRET_KEY: {path} is empty; delete it or set the variable") from None
+    except OSError as err:
+        raise SettingsError(f"ROOMCAST_DATA_DIR={data_dir}: cannot write the secret key ({err.strerror})") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    return key

@@ -1,0 +1,254 @@
+"""Test support: real services, a database per test from a migrated template, real server processes.
+
+Everything a test needs to start roomcast for real lives here, so test modules do not copy it.
+Services are found in this order: `DATABASE_URL`/`REDIS_URL` when set; PostgreSQL on
+127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they answer; otherwise embedded servers,
+started once per test run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+from server.embedded import EmbeddedServices, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceUrls:
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedServices | None = None
+
+    def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def discover_services() -> ServiceUrls:
+    """Real PostgreSQL and Redis for this test run (see the module docstring for the order)."""
+    database_url = os.environ.get("DATABASE_URL") or None
+    redis_url = os.environ.get("REDIS_URL") or None
+    if database_url is None and _answers("127.0.0.1", 5432):
+        database_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    if redis_url is None and _answers("127.0.0.1", 6379):
+        redis_url = "redis://127.0.0.1:6379/0"
+    embedded = None
+    if database_url is None or redis_url is None:
+        embedded = EmbeddedServices(Path(tempfile.mkdtemp(prefix="roomcast-test-services-")))
+        database_url = database_url or embedded.start_postgres()
+        redis_url = redis_url or embedded.start_redis()
+    return ServiceUrls(database_url, redis_url, embedded)
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` (works for host:port and unix-socket URLs alike)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+class DatabaseFactory:
+    """Creates per-test databases by copying one migrated template (fast, and order-independent)."""
+
+    def __init__(self, server_url: str) -> None:
+        self.admin_url = with_database(server_url, "postgres")
+        self.template = f"roomcast_tpl_{uuid.uuid4().hex[:12]}"
+
+    async def _admin(self, sql: str) -> None:
+        connection = await asyncpg.connect(self.admin_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    async def create_template(self) -> None:
+        from server.db import migrate
+
+        await self._admin(f'CREATE DATABASE "{self.template}"')
+        await migrate(with_database(self.admin_url, self.template))
+
+    async def create(self) -> str:
+        name = f"roomcast_t_{uuid.uuid4().hex[:16]}"
+        await self.create_empty(name, template=self.template)
+        return with_database(self.admin_url, name)
+
+    async def create_empty(self, name: str, template: str = "template0") -> str:
+        await self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return with_database(self.admin_url, name)
+
+    async def drop(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def drop_template(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
+
+async def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Remove every key a test's prefix owns (SAQ's keys carry the prefix inside its queue name)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for pattern in (f"{prefix}:*", f"saq:{prefix}:*", f"saq:job:{prefix}:*"):
+            batch = [key async for key in client.scan_iter(match=pattern, count=500)]
+            for start in range(0, len(batch), 500):
+                await client.delete(*batch[start : start + 500])
+    finally:
+        await client.aclose()
+
+
+def server_environment(database_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    """The environment a roomcast process under test runs with (nothing inherited from a .env)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "ROOMCAST_REDIS_PREFIX": prefix,
+            "ROOMCAST_SECRET_KEY": "test-secret-key-" + prefix,
+            "ROOMCAST_LOG_LEVEL": "info",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """One real `roomcast serve` process on a free loopback port."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    args: tuple[str, ...] = ("--no-migrate",)
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def start(self) -> ServerProcess:
+        handle, name = tempfile.mkstemp(prefix=f"roomcast-serve-{self.port}-", suffix=".log")
+        self.log_path = Path(name)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), *self.args],
+            env=self.env,
+            cwd=self.cwd or ROOT,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(handle)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> ServerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def running_servers(env: dict[str, str], count: int) -> Iterator[list[ServerProcess]]:
+    servers = [ServerProcess(env=dict(env)).start() for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `roomcast <args>` as a subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "server.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Await `check()` until it returns a truthy value (or raise the last AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check() if asyncio.iscoroutinefunction(check) else check()
+            if result:
+                return result
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,48 @@
+"""Readiness names the service that does not answer; the server process itself serves requests."""
+
+from __future__ import annotations
+
+import httpx
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.embedded import free_port
+from server.settings import Settings
+
+
+async def test_ready_with_both_services(client: AsyncTestClient) -> None:  # type: ignore[type-arg]
+    response = await client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+async def test_ready_names_redis_when_unreachable(settings: Settings) -> None:
+    broken = msgspec.structs.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with AsyncTestClient(app=create_app(broken)) as test_client:
+        response = await test_client.get("/health/ready")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "unavailable"
+    assert "redis" in error["message"] and "postgres" not in error["message"]
+    assert error["details"]["postgres"] == "ok"
+
+
+async def test_ready_names_postgres_when_unreachable(settings: Settings) -> None:
+    broken = msgspec.structs.replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    async with AsyncTestClient(app=create_app(broken)) as test_client:
+        live = await test_client.get("/health/live")
+        response = await test_client.get("/health/ready")
+    assert live.status_code == 200
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert "postgres" in error["message"] and "redis" not in error["message"]
+
+
+def test_a_real_server_process_serves_and_stops_on_sigterm(start_servers) -> None:  # type: ignore[no-untyped-def]
+    (server,) = start_servers(1)
+    assert httpx.get(server.url + "/health/live").status_code == 200
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "roomcast" in page.text and "/schema" in page.text
+    assert httpx.get(server.url + "/schema/openapi.json").json()["info"]["title"] == "roomcast"
+    assert server.stop() == 0
