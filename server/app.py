@@ -21,6 +21,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from channels.broker import Broker
 from server import ops
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -37,10 +38,12 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
+    redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
-        redis=Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0"),
+        redis=redis,
+        broker=Broker(redis, settings.redis_prefix),
     )
 
     @asynccontextmanager

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from channels.broker import Broker
 from server.db import Database
 from server.settings import Settings
 
@@ -21,6 +22,8 @@ class Services:
     settings: Settings
     db: Database
     redis: Redis
+    broker: Broker
+    """Publishes room events (REST handlers and frame handlers alike)."""
 
     def key(self, *parts: str) -> str:
         """`<prefix>:<part>:<part>...`, the only way roomcast names a Redis key."""

@@ -23,6 +23,7 @@ from server.settings import Settings
 
 log = logging.getLogger("roomcast.worker")
 
+
 class Context(SaqContext, total=False):
     """What every job receives: SAQ's own fields plus this worker's resources."""
 

@@ -1,0 +1,105 @@
+"""The two seams through which features plug into the realtime core, plus the authenticator.
+
+- A `FrameRouter` per feature maps client frame types to handlers:
+  `@router.on(Ask) async def ask(session, frame) -> data` — the gateway wraps the returned data
+  in a `reply` with the frame's `ref`; a handler raises `FrameError` to answer with `error`.
+- A `RoomPolicy` per room family (Phoenix's `join/3`): which room names it owns, who may join,
+  and the snapshot a joiner gets. Joining is the one place where room authorisation happens.
+- An `Authenticator` turns the `auth` frame's token into an `Identity`.
+
+Handlers and policies receive untrusted input: every frame field came from the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from channels.protocol import ClientFrame
+
+F = TypeVar("F", bound=ClientFrame)
+
+
+class Identity(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a connection belongs to, as the authenticator saw it at `auth` time."""
+
+    user_id: str
+    display_name: str
+    guest: bool
+    unread_notifications: int = 0
+    context: Any = None
+    """Whatever the application wants its handlers to have (e.g. its own principal object)."""
+
+
+class SessionView(Protocol):
+    """What handlers and policies may see of a connection."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def identity(self) -> Identity: ...
+
+    @property
+    def rooms(self) -> frozenset[str]: ...
+
+
+Handler = Callable[[SessionView, Any], Awaitable[Any]]
+
+
+class FrameRouter:
+    """Maps client frame types to one handler each; a feature module owns one router."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[type[ClientFrame], Handler] = {}
+
+    def on(
+        self, frame_type: type[F]
+    ) -> Callable[[Callable[[SessionView, F], Awaitable[Any]]], Callable[[SessionView, F], Awaitable[Any]]]:
+        def register(handler: Callable[[SessionView, F], Awaitable[Any]]) -> Callable[[SessionView, F], Awaitable[Any]]:
+            if frame_type in self.handlers:
+                raise ValueError(f"{frame_type.__name__} already has a handler")
+            self.handlers[frame_type] = handler
+            return handler
+
+        return register
+
+
+def merge_routers(
+    routers: Iterable[FrameRouter], frame_types: Iterable[type[ClientFrame]]
+) -> dict[type[ClientFrame], Handler]:
+    """One dispatch table for the whole union; fails fast if a frame type has no handler or two."""
+    table: dict[type[ClientFrame], Handler] = {}
+    for router in routers:
+        for frame_type, handler in router.handlers.items():
+            if frame_type in table:
+                raise ValueError(f"{frame_type.__name__} has handlers in two routers")
+            table[frame_type] = handler
+    missing = [t.__name__ for t in frame_types if t not in table]
+    if missing:
+        raise ValueError(f"client frames without a handler: {', '.join(missing)}")
+    return table
+
+
+class RoomPolicy(Protocol):
+    """Owns a family of rooms (`meeting:<id>`, `user:<id>`, ...)."""
+
+    def owns(self, room: str) -> bool:
+        """True if `room` belongs to this policy's family (checked in registration order)."""
+        ...
+
+    async def authorize(self, session: SessionView, room: str) -> None:
+        """Raise `FrameError` (`forbidden` or `not_found`) unless the session may join `room`."""
+        ...
+
+    async def snapshot(self, session: SessionView, room: str) -> Any:
+        """The current state a joiner gets with `recovered: false` (msgspec-encodable), or UNSET for none."""
+        ...
+
+
+class Authenticator(Protocol):
+    async def __call__(self, token: str) -> Identity | None:
+        """The identity a token stands for, or None (the gateway then closes with 4401)."""
+        ...
