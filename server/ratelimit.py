@@ -1,0 +1,42 @@
+"""Fixed-window rate limits counted in Redis, so every server process shares one count.
+
+One Lua call per hit: increment the window's counter, start its expiry on the first hit, and
+answer how long until the window ends when the limit is passed.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+if count > tonumber(ARGV[1]) then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return ttl
+end
+return 0
+"""
+
+
+class RateLimiter:
+    """`await limiter.hit(key, limit, window_s)` -> 0 when allowed, else seconds until it is again."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._hit = redis.register_script(_HIT)
+        self._redis = redis
+
+    async def hit(self, key: str, limit: int, window_s: int) -> int:
+        """Count one attempt against `key`; return 0 if within `limit`, else the seconds to wait."""
+        return int(await self._hit(keys=[key], args=[limit, window_s]))
+
+    async def exceeded(self, key: str, limit: int) -> int:
+        """Without counting: seconds to wait if `key` already passed `limit` (for counting failures only)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.ttl(key)
+            count, ttl = await pipe.execute()
+        if count is not None and int(count) >= limit:
+            return max(1, int(ttl))
+        return 0
