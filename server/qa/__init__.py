@@ -1,0 +1,1 @@
+"""Live Q&A: asking, voting, moderating, and the questions part of meeting snapshots and exports."""

@@ -1,0 +1,107 @@
+"""Turning a question's change into room events, each audience with its own view.
+
+Three audiences see a question: the public room `meeting:<id>` (live and answered questions,
+anonymous authors hidden), the moderation room `meeting:<id>:moderation` (every question, plus
+the blocked words that held it; anonymous authors hidden there too), and the author's own
+`user:<id>` room (every change to their own question, with themselves as author even when
+anonymous, so they always learn what became of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from channels.broker import Broker
+from channels.protocol import Event
+from server.qa.frames import (
+    Author,
+    ModeratorQuestionOut,
+    QuestionCreated,
+    QuestionOut,
+    QuestionRemoved,
+    QuestionUpdated,
+)
+from server.qa.service import PUBLIC_STATUSES, Change, Row
+from server.times import iso_z
+
+
+def public_room(meeting_id: Any) -> str:
+    return f"meeting:{meeting_id}"
+
+
+def moderation_room(meeting_id: Any) -> str:
+    return f"meeting:{meeting_id}:moderation"
+
+
+def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
+    """The question as one audience sees it."""
+    author = Author(id=str(row["author"]), display_name=row["author_name"])
+    fields: dict[str, Any] = {
+        "id": str(row["id"]),
+        "meeting_id": str(row["meeting"]),
+        "text": row["text"],
+        "status": row["status"],
+        "pinned": row["pinned"],
+        "votes": row["votes"],
+        "author": author if (as_author or not row["anonymous"]) else None,
+        "anonymous": row["anonymous"],
+        "answer": row["answer"],
+        "created_at": iso_z(row["created_at"]),
+        "updated_at": iso_z(row["updated_at"]),
+        "answered_at": iso_z(row["answered_at"]),
+        "flagged": row["flagged"],
+        "dismiss_reason": row["dismiss_reason"],
+        "merged_into": str(row["merged_into"]) if row["merged_into"] else None,
+    }
+    if moderator:
+        return ModeratorQuestionOut(**fields, flagged_words=list(row["flagged_words"] or []))
+    return QuestionOut(**fields)
+
+
+def _visible(row: Row | None) -> bool:
+    return row is not None and row["status"] in PUBLIC_STATUSES
+
+
+def events_for(change: Change) -> list[Event]:
+    """Every room event one change produces, for all three audiences."""
+    before, after = change.before, change.after
+    current = after or before
+    assert current is not None
+    meeting_id, question_id = current["meeting"], str(current["id"])
+    merged_into = str(change.merged_into) if change.merged_into else None
+    events: list[Event] = []
+
+    room = public_room(meeting_id)
+    if _visible(after) and not _visible(before):
+        events.append(QuestionCreated(room=room, question=question_view(after)))  # type: ignore[arg-type]
+    elif _visible(after):
+        events.append(QuestionUpdated(room=room, question=question_view(after)))  # type: ignore[arg-type]
+    elif _visible(before):
+        events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
+
+    for room, view in (
+        (moderation_room(meeting_id), {"moderator": True}),
+        (f"user:{current['author']}", {"as_author": True}),
+    ):
+        if after is None:
+            events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
+        elif before is None:
+            events.append(QuestionCreated(room=room, question=question_view(after, **view)))
+        else:
+            events.append(QuestionUpdated(room=room, question=question_view(after, **view)))
+    return events
+
+
+async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+    """Publish every event of `changes`; events of one room keep their order."""
+    by_room: dict[str, list[Event]] = {}
+    for change in changes:
+        for event in events_for(change):
+            by_room.setdefault(event.room, []).append(event)
+
+    async def publish_room(events: list[Event]) -> None:
+        for event in events:
+            await broker.publish(event)
+
+    await asyncio.gather(*(publish_room(events) for events in by_room.values()))

@@ -1,0 +1,346 @@
+"""Q&A persistence: one transaction per action, returning what changed so the caller can publish it.
+
+Writes go through plain asyncpg on the process's pool (these are the hot paths). Invariants are
+database facts: one pinned question per meeting (partial unique index; pins also lock the
+meeting row so concurrent pins serialise instead of failing), one question per
+(meeting, author, client_id), one vote per (question, user).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from channels.protocol import ErrorCode, FrameError
+from server.qa.rules import QaSettings, blocked_words_in, clean_text, qa_settings
+
+Row = dict[str, Any]
+
+QUESTION_COLUMNS = """q.id, q.meeting, q.author, u.display_name AS author_name, q.text, q.status, q.pinned,
+    q.votes, q.anonymous, q.answer, q.flagged, q.flagged_words, q.dismiss_reason, q.merged_into,
+    q.client_id, q.created_at, q.updated_at, q.answered_at"""
+
+SELECT_QUESTION = f"SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author WHERE q.id = $1"
+
+SNAPSHOT_LIMIT = 500
+"""Questions in one snapshot: the top 500 by the snapshot order (pinned, votes, age)."""
+
+PUBLIC_STATUSES = ("live", "answered")
+
+
+@dataclass(slots=True)
+class MeetingInfo:
+    id: uuid.UUID
+    status: str
+    settings: QaSettings
+
+
+@dataclass(slots=True)
+class Change:
+    """A question before and after one action (None where it did not or no longer exists)."""
+
+    before: Row | None
+    after: Row | None
+    merged_into: uuid.UUID | None = None
+
+
+def not_found(what: str = "question") -> FrameError:
+    return FrameError(ErrorCode.NOT_FOUND, f"no such {what} in this meeting")
+
+
+async def meeting_info(connection: asyncpg.Connection, meeting_id: uuid.UUID, *, lock: bool = False) -> MeetingInfo:
+    row = await connection.fetchrow(
+        "SELECT id, status, settings FROM meetings WHERE id = $1" + (" FOR UPDATE" if lock else ""), meeting_id
+    )
+    if row is None:
+        raise not_found("meeting")
+    return MeetingInfo(row["id"], row["status"], qa_settings(row["settings"]))
+
+
+async def fetch_question(connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID) -> Row:
+    row = await connection.fetchrow(SELECT_QUESTION, question_id)
+    if row is None or row["meeting"] != meeting_id:
+        raise not_found()
+    return dict(row)
+
+
+async def is_muted(connection: asyncpg.Connection, meeting_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return bool(
+        await connection.fetchval('SELECT 1 FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, user_id)
+    )
+
+
+async def refuse_if_muted(connection: asyncpg.Connection, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    if await is_muted(connection, meeting_id, user_id):
+        raise FrameError(ErrorCode.FORBIDDEN, "you are muted in this meeting and cannot ask or vote")
+
+
+async def ask(
+    pool: asyncpg.Pool,
+    meeting_id: uuid.UUID,
+    author_id: uuid.UUID,
+    text: str,
+    *,
+    anonymous: bool,
+    client_id: str | None,
+) -> tuple[Row, bool]:
+    """Store a new question; returns (question, created). A repeated client_id returns the first one."""
+    async with pool.acquire() as connection, connection.transaction():
+        meeting = await meeting_info(connection, meeting_id)
+        if meeting.status in ("ended", "cancelled"):
+            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {meeting.status}; no more questions")
+        await refuse_if_muted(connection, meeting_id, author_id)
+        if anonymous and not meeting.settings.anonymous_questions:
+            raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
+        text = clean_text(text, meeting.settings.max_question_length)
+        if client_id is not None and not 1 <= len(client_id) <= 100:
+            raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
+        flagged_words = blocked_words_in(text, meeting.settings.blocked_words)
+        status = "pending" if flagged_words or meeting.settings.moderation == "pre" else "live"
+        question_id = await connection.fetchval(
+            """INSERT INTO questions (id, meeting, author, text, status, anonymous, flagged, flagged_words, client_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+               ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
+               RETURNING id""",
+            uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,
+        )  # fmt: skip
+        created = question_id is not None
+        if not created:
+            question_id = await connection.fetchval(
+                "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
+                meeting_id, author_id, client_id,
+            )  # fmt: skip
+        return await fetch_question(connection, meeting_id, question_id), created
+
+
+async def vote(
+    pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, up: bool
+) -> tuple[int, bool]:
+    """Cast or withdraw one user's vote; returns (votes, changed). Idempotent either way."""
+    async with pool.acquire() as connection, connection.transaction():
+        await refuse_if_muted(connection, meeting_id, user_id)
+        question = await connection.fetchrow("SELECT meeting, status FROM questions WHERE id = $1", question_id)
+        if question is None or question["meeting"] != meeting_id:
+            raise not_found()
+        if up:
+            if question["status"] not in PUBLIC_STATUSES:
+                raise FrameError(ErrorCode.CONFLICT, f"a {question['status']} question cannot be voted on")
+            changed = await connection.fetchval(
+                'INSERT INTO votes (question, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true',
+                question_id, user_id,
+            )  # fmt: skip
+            delta = 1
+        else:
+            changed = await connection.fetchval(
+                'DELETE FROM votes WHERE question = $1 AND "user" = $2 RETURNING true', question_id, user_id
+            )
+            delta = -1
+        if changed:
+            votes: int = await connection.fetchval(
+                "UPDATE questions SET votes = votes + $2 WHERE id = $1 RETURNING votes", question_id, delta
+            )
+        else:
+            votes = await connection.fetchval("SELECT votes FROM questions WHERE id = $1", question_id)
+        return votes, bool(changed)
+
+
+async def moderate(
+    pool: asyncpg.Pool,
+    meeting_id: uuid.UUID,
+    question_id: uuid.UUID,
+    action: str,
+    *,
+    text: str | None = None,
+    reason: str | None = None,
+) -> list[Change]:
+    """Apply one moderation action; returns every question it changed (pinning can change two)."""
+    async with pool.acquire() as connection, connection.transaction():
+        meeting = await meeting_info(connection, meeting_id, lock=action == "pin")
+        before = await fetch_question(connection, meeting_id, question_id)
+        status = before["status"]
+        changes: list[Change] = []
+        if action == "approve":
+            if status != "pending":
+                raise FrameError(ErrorCode.CONFLICT, f"only pending questions can be approved; this one is {status}")
+            await _update(connection, question_id, "status = 'live'")
+        elif action == "dismiss":
+            if status == "dismissed":
+                raise FrameError(ErrorCode.CONFLICT, "the question is already dismissed")
+            await _update(connection, question_id, "status = 'dismissed', pinned = false, dismiss_reason = $2", reason)
+        elif action == "pin":
+            if status not in PUBLIC_STATUSES:
+                raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be pinned")
+            if before["pinned"]:
+                return []
+            for other in await connection.fetch("SELECT id FROM questions WHERE meeting = $1 AND pinned", meeting_id):
+                other_before = await fetch_question(connection, meeting_id, other["id"])
+                await _update(connection, other["id"], "pinned = false")
+                changes.append(Change(other_before, await fetch_question(connection, meeting_id, other["id"])))
+            await _update(connection, question_id, "pinned = true")
+        elif action == "unpin":
+            if not before["pinned"]:
+                return []
+            await _update(connection, question_id, "pinned = false")
+        elif action == "answer":
+            if status not in ("live", "answered", "pending"):
+                raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be answered")
+            answer = text.strip() if text else None
+            if answer is not None and len(answer) > 5000:
+                raise FrameError(ErrorCode.BAD_REQUEST, "the answer is over 5000 characters")
+            await _update(
+                connection, question_id, "status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())",
+                answer or None,
+            )  # fmt: skip
+        elif action == "reopen":
+            if status not in ("answered", "dismissed"):
+                raise FrameError(
+                    ErrorCode.CONFLICT, f"only answered or dismissed questions can be reopened; this one is {status}"
+                )
+            if before["merged_into"] is not None:
+                raise FrameError(ErrorCode.CONFLICT, "a merged question cannot be reopened")
+            await _update(connection, question_id, "status = 'live', dismiss_reason = NULL, answered_at = NULL")
+        elif action in ("mute_author", "unmute_author"):
+            if action == "mute_author":
+                await connection.execute(
+                    'INSERT INTO mutes (meeting, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING',
+                    meeting_id,
+                    before["author"],
+                )
+            else:
+                await connection.execute(
+                    'DELETE FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, before["author"]
+                )
+            return []
+        else:  # the frame's Literal type makes this unreachable from the wire
+            raise FrameError(ErrorCode.BAD_REQUEST, f"unknown action {action!r}")
+        del meeting
+        changes.append(Change(before, await fetch_question(connection, meeting_id, question_id)))
+        return changes
+
+
+async def _update(connection: asyncpg.Connection, question_id: uuid.UUID, assignments: str, *args: Any) -> None:
+    await connection.execute(
+        f"UPDATE questions SET {assignments}, updated_at = now() WHERE id = $1", question_id, *args
+    )
+
+
+async def edit(
+    pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, text: str
+) -> Change:
+    """The author rewrites their question while it is not answered (or dismissed); blocked words are checked again."""
+    async with pool.acquire() as connection, connection.transaction():
+        meeting = await meeting_info(connection, meeting_id)
+        before = await fetch_question(connection, meeting_id, question_id)
+        if before["author"] != user_id:
+            raise FrameError(ErrorCode.FORBIDDEN, "only the author can edit a question")
+        if before["status"] in ("answered", "dismissed"):
+            raise FrameError(ErrorCode.CONFLICT, f"a {before['status']} question cannot be edited")
+        text = clean_text(text, meeting.settings.max_question_length)
+        flagged_words = blocked_words_in(text, meeting.settings.blocked_words)
+        if flagged_words:
+            await _update(
+                connection,
+                question_id,
+                "text = $2, status = 'pending', pinned = false, flagged = true, flagged_words = $3",
+                text,
+                flagged_words,
+            )
+        else:
+            await _update(connection, question_id, "text = $2", text)
+        return Change(before, await fetch_question(connection, meeting_id, question_id))
+
+
+async def delete(
+    pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, *, moderator: bool
+) -> Change:
+    async with pool.acquire() as connection, connection.transaction():
+        before = await fetch_question(connection, meeting_id, question_id)
+        if not moderator and before["author"] != user_id:
+            raise FrameError(ErrorCode.FORBIDDEN, "only the author, the owner or a presenter can delete a question")
+        await connection.execute("DELETE FROM questions WHERE id = $1", question_id)
+        return Change(before, None)
+
+
+async def merge(pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, into_id: uuid.UUID) -> list[Change]:
+    """Dismiss `question_id` as a duplicate of `into_id`; its voters and author become voters of the target."""
+    if question_id == into_id:
+        raise FrameError(ErrorCode.BAD_REQUEST, "a question cannot be merged into itself")
+    async with pool.acquire() as connection, connection.transaction():
+        await meeting_info(connection, meeting_id, lock=True)
+        source = await fetch_question(connection, meeting_id, question_id)
+        try:
+            target = await fetch_question(connection, meeting_id, into_id)
+        except FrameError:
+            raise FrameError(ErrorCode.NOT_FOUND, "no such target question in this meeting") from None
+        if source["merged_into"] is not None:
+            raise FrameError(ErrorCode.CONFLICT, "the question is already merged")
+        if target["merged_into"] is not None or target["status"] == "dismissed":
+            raise FrameError(ErrorCode.CONFLICT, "cannot merge into a merged or dismissed question")
+        await connection.execute(
+            """INSERT INTO votes (question, "user")
+               SELECT $2, "user" FROM votes WHERE question = $1
+               UNION SELECT $2, $3
+               ON CONFLICT DO NOTHING""",
+            question_id, into_id, source["author"],
+        )  # fmt: skip
+        await _update(connection, into_id, "votes = (SELECT count(*) FROM votes WHERE question = $1)")
+        await _update(
+            connection, question_id,
+            "status = 'dismissed', pinned = false, dismiss_reason = 'duplicate', merged_into = $2", into_id,
+        )  # fmt: skip
+        return [
+            Change(source, await fetch_question(connection, meeting_id, question_id), merged_into=into_id),
+            Change(target, await fetch_question(connection, meeting_id, into_id)),
+        ]
+
+
+async def snapshot(
+    pool: asyncpg.Pool, meeting_id: uuid.UUID, *, moderation: bool, viewer_id: uuid.UUID | None
+) -> list[Row]:
+    """Questions a room may see, pinned first, then by votes, then oldest first (at most SNAPSHOT_LIMIT).
+
+    The moderation room sees every question; the public room sees live and answered ones, plus
+    the viewer's own pending questions (so a reloaded page still shows "awaiting approval").
+    """
+    args: list[Any] = [meeting_id]
+    if moderation:
+        where = "q.meeting = $1"
+    else:
+        where = "q.meeting = $1 AND (q.status IN ('live', 'answered') OR (q.status = 'pending' AND q.author = $2))"
+        args.append(viewer_id)
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            f"""SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author WHERE {where}
+                ORDER BY q.pinned DESC, q.votes DESC, q.created_at ASC, q.id ASC LIMIT {SNAPSHOT_LIMIT}""",
+            *args,
+        )
+    return [dict(row) for row in rows]
+
+
+async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moderation: bool) -> list[Row]:
+    """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first."""
+    statuses = ["pending", "live", "answered"] if moderation else list(PUBLIC_STATUSES)
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            """SELECT id, text, votes, similarity(text, $2) AS score FROM questions
+               WHERE meeting = $1 AND status = ANY($3::text[]) AND text % $2
+               ORDER BY score DESC, votes DESC LIMIT 5""",
+            meeting_id, text, statuses,
+        )  # fmt: skip
+    return [dict(row) for row in rows]
+
+
+async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[Row]:
+    """Every question of a meeting, oldest first, streamed through a server-side cursor."""
+    async with pool.acquire() as connection, connection.transaction():
+        async for row in connection.cursor(
+            f"SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author "
+            "WHERE q.meeting = $1 ORDER BY q.created_at, q.id",
+            meeting_id,
+            prefetch=500,
+        ):
+            yield dict(row)
