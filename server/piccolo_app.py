@@ -6,7 +6,12 @@ from pathlib import Path
 
 from piccolo.conf.apps import AppConfig, table_finder
 
-TABLE_MODULES = ["server.auth.tables", "server.meetings.tables", "server.qa.tables"]
+TABLE_MODULES = [
+    "server.auth.tables",
+    "server.meetings.tables",
+    "server.qa.tables",
+    "server.notifications.tables",
+]
 """Every feature's `tables.py`; a new feature with tables adds its module here."""
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
