@@ -48,6 +48,8 @@ def test_blocked_words_are_whole_words_ignoring_case_and_accents(text: str, foun
 
 
 def test_settings_fall_back_to_the_spec_defaults() -> None:
-    assert qa_settings({}) == QaSettings(moderation="post", anonymous_questions=True, max_question_length=300, blocked_words=[])
+    assert qa_settings({}) == QaSettings(
+        moderation="post", anonymous_questions=True, max_question_length=300, blocked_words=[]
+    )
     assert qa_settings({"moderation": "pre", "unknown": 1}).moderation == "pre"
     assert qa_settings(b'{"max_question_length": 20}').max_question_length == 20
