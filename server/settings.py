@@ -60,6 +60,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Lifetime of a guest token."""
     log_level: str = "info"
     """Logging threshold: debug, info, warning or error."""
+    reminder_lead_s: int = 600
+    """How long before `starts_at` the `meeting.starting` notification goes out."""
+    reminder_scan_s: int = 10
+    """How often the worker looks for meetings about to start (the reminder's worst-case delay)."""
+    notification_retention_days: int = 90
+    """Notifications older than this are deleted by a daily job."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
     google_client_id: str | None = None
@@ -153,6 +159,9 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
     "log_level": ("ROOMCAST_LOG_LEVEL", _log_level),
+    "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
+    "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),
+    "notification_retention_days": ("ROOMCAST_NOTIFICATION_RETENTION_DAYS", _positive_int),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),

@@ -3,8 +3,9 @@
 `roomcast worker` runs it as its own process; with embedded services `roomcast serve` runs it
 inside the web process, where it must not install signal handlers (SAQ's `Worker.start()`
 would replace uvicorn's and SIGTERM would no longer close sockets with 1012).
-Jobs are `async def name(ctx, *, ...)`; remember SAQ's defaults: a 10 s timeout and
-`retries=1`, which means a single attempt, so every job here sets both.
+Jobs are `async def name(ctx, *, ...)`; SAQ's defaults are a 10 s timeout and `retries=1`
+(a single attempt), so every job and cron job here sets both. Job outcomes are counted in
+Redis (`<prefix>:jobs:stats`) for `/metrics`, and a job that fails for good is logged with its id.
 """
 
 from __future__ import annotations
@@ -15,32 +16,39 @@ from typing import Any
 
 from redis.asyncio import Redis
 from saq import CronJob, Worker
+from saq.job import Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
+from channels.broker import Broker
 from server.db import Database
+from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
+from server.services import Services
 from server.settings import Settings
 
 log = logging.getLogger("roomcast.worker")
 
 
 class Context(SaqContext, total=False):
-    """What every job receives: SAQ's own fields plus this worker's resources."""
+    """What every job receives: SAQ's own fields plus this process's services."""
 
-    db: Database
-    settings: Settings
+    services: Services
 
 
-def make_queue(settings: Settings) -> RedisQueue:
-    """The job queue; its name carries the Redis prefix so deployments sharing a Redis stay apart."""
-    redis: Redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
-    return RedisQueue(redis, name=f"{settings.redis_prefix}:jobs")
+def queue_name(settings: Settings) -> str:
+    """The job queue's name carries the Redis prefix, so deployments sharing a Redis stay apart."""
+    return f"{settings.redis_prefix}:jobs"
+
+
+def make_queue(settings: Settings, redis: Redis | None = None) -> RedisQueue:
+    redis = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    return RedisQueue(redis, name=queue_name(settings))
 
 
 async def purge_expired_refresh_tokens(ctx: Context) -> int:
     """Delete refresh tokens that expired more than a day ago (they can no longer be presented)."""
-    database: Database = ctx["db"]
-    async with database.pool.acquire() as connection:
+    services = ctx["services"]
+    async with services.db.pool.acquire() as connection:
         result: str = await connection.execute(
             "DELETE FROM refresh_tokens WHERE expires_at < $1 - interval '1 day'", datetime.now(UTC)
         )
@@ -56,24 +64,61 @@ class InProcessWorker(Worker[Context]):
 
 
 def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Context]:
-    database = Database(settings.database_url or "", min_size=0, max_size=5)
+    redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    services = Services(
+        settings=settings,
+        db=Database(settings.database_url or "", min_size=0, max_size=5),
+        redis=redis,
+        broker=Broker(redis, settings.redis_prefix),
+    )
+    stats_key = services.key("jobs", "stats")
 
     async def startup(ctx: Context) -> None:
-        await database.start()
-        ctx["db"] = database
-        ctx["settings"] = settings
-        log.info("worker.started", extra={"queue": f"{settings.redis_prefix}:jobs"})
+        await services.db.start()
+        ctx["services"] = services
+        log.info("worker.started", extra={"queue": queue_name(settings)})
 
     async def shutdown(ctx: Context) -> None:
-        await database.close()
+        await services.db.close()
+        await redis.aclose()
         log.info("worker.stopped")
 
+    async def after_process(ctx: Context) -> None:
+        job = ctx.get("job")
+        if job is None:
+            return
+        outcome = job.status.value if isinstance(job.status, Status) else str(job.status)
+        if job.status == Status.QUEUED:  # going to be retried
+            outcome = "retried"
+        await redis.hincrby(stats_key, f"{job.function}:{outcome}", 1)  # type: ignore[misc]
+        if job.status == Status.FAILED:
+            log.error(
+                "job.failed",
+                extra={
+                    "job_id": job.id,
+                    "function": job.function,
+                    "attempts": job.attempts,
+                    "error": (job.error or "")[-300:],
+                },
+            )
+
     worker_class: type[Worker[Context]] = InProcessWorker if in_process else Worker
+    scan_every = settings.reminder_scan_s
     return worker_class(
-        make_queue(settings),
-        functions=[purge_expired_refresh_tokens],
-        cron_jobs=[CronJob(purge_expired_refresh_tokens, cron="17 3 * * *", timeout=300, retries=3)],
+        make_queue(settings, redis),
+        functions=[
+            purge_expired_refresh_tokens,
+            scan_meeting_reminders,
+            send_meeting_reminder,
+            purge_old_notifications,
+        ],
+        cron_jobs=[
+            CronJob(scan_meeting_reminders, cron=f"* * * * * */{scan_every}", timeout=60, retries=3),
+            CronJob(purge_expired_refresh_tokens, cron="17 3 * * *", timeout=300, retries=3),
+            CronJob(purge_old_notifications, cron="23 3 * * *", timeout=300, retries=3),
+        ],
         startup=startup,
         shutdown=shutdown,
+        after_process=after_process,
         concurrency=10,
     )

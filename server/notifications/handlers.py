@@ -79,7 +79,7 @@ def build_router(services: Services) -> FrameRouter:
         user_id = _user(session)
         async with services.db.pool.acquire() as connection:
             await connection.execute(
-                'UPDATE notifications SET read_at = now() '
+                "UPDATE notifications SET read_at = now() "
                 'WHERE "user" = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL',
                 user_id,
                 ids,
