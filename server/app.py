@@ -25,6 +25,7 @@ from channels.broker import Broker
 from server import ops
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
+from server.qa import routes as qa_routes
 from server.services import Services
 from server.settings import Settings, load_settings
 from server.web import routes as web
@@ -66,7 +67,7 @@ def create_app(settings: Settings) -> Litestar:
         return services
 
     return Litestar(
-        route_handlers=[ops.router, web.router],
+        route_handlers=[ops.router, web.router, qa_routes.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -1,0 +1,82 @@
+"""`GET /api/v1/meetings/{id}/questions.csv`: every question of a meeting, streamed (owner, presenter).
+
+Rows come from a server-side cursor and leave as they are read, so a meeting with 100,000
+questions is never held in memory. Cells that a spreadsheet would run as a formula (starting
+with `=`, `+`, `-`, `@`, a tab, a carriage return or NUL) are prefixed with `'`. Anonymous
+questions have an empty author, for the owner too.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from litestar import Router, get
+from litestar.di import NamedDependency
+from litestar.response import Stream
+
+from server.auth.guards import meeting_role
+from server.qa.service import export_rows
+from server.services import Services
+from server.times import iso_z
+
+HEADER = ["id", "status", "pinned", "votes", "author", "anonymous", "text", "answer", "created_at", "answered_at"]
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+ROWS_PER_CHUNK = 200
+
+
+def neutralise(cell: str) -> str:
+    """A cell no spreadsheet will evaluate (OWASP's CSV injection advice)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def csv_line(cells: Iterable[Any]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow([neutralise(str(c)) if isinstance(c, str) else c for c in cells])
+    return buffer.getvalue()
+
+
+async def csv_chunks(services: Services, meeting_id: uuid.UUID) -> AsyncIterator[bytes]:
+    lines = [csv_line(HEADER)]
+    async for row in export_rows(services.db.pool, meeting_id):
+        lines.append(
+            csv_line(
+                [
+                    str(row["id"]),
+                    row["status"],
+                    "true" if row["pinned"] else "false",
+                    row["votes"],
+                    "" if row["anonymous"] else row["author_name"],
+                    "true" if row["anonymous"] else "false",
+                    row["text"],
+                    row["answer"] or "",
+                    iso_z(row["created_at"]),
+                    iso_z(row["answered_at"]) or "",
+                ]
+            )
+        )
+        if len(lines) >= ROWS_PER_CHUNK:
+            yield "".join(lines).encode()
+            lines = []
+    if lines:
+        yield "".join(lines).encode()
+
+
+@get(
+    "/meetings/{meeting_id:uuid}/questions.csv",
+    guards=[meeting_role("owner", "presenter")],
+    tags=["questions"],
+    summary="Export every question of a meeting as CSV",
+)
+async def export_questions(meeting_id: uuid.UUID, services: NamedDependency[Services]) -> Stream:
+    return Stream(
+        csv_chunks(services, meeting_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="questions-{meeting_id}.csv"'},
+    )
+
+
+router = Router(path="/api/v1", route_handlers=[export_questions])
