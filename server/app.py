@@ -23,8 +23,10 @@ from redis.asyncio import Redis
 
 from channels.broker import Broker
 from server import ops
+from server.auth import routes as auth_routes
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
+from server.meetings import routes as meeting_routes
 from server.qa import routes as qa_routes
 from server.services import Services
 from server.settings import Settings, load_settings
@@ -67,7 +69,7 @@ def create_app(settings: Settings) -> Litestar:
         return services
 
     return Litestar(
-        route_handlers=[ops.router, web.router, qa_routes.router],
+        route_handlers=[ops.router, web.router, auth_routes.router, meeting_routes.router, qa_routes.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -16,12 +16,12 @@ async def seed_demo(settings: Settings) -> str:
     database = Database(settings.database_url or "")
     await database.start()
     try:
-        meeting = await ensure_demo_meeting(DEMO_EMAIL, DEMO_PASSWORD)
+        meeting = await ensure_demo_meeting(database.pool, DEMO_EMAIL, DEMO_PASSWORD)
     finally:
         await database.close()
     return (
-        f"join code: {meeting['join_code']}\n"
+        f"join code: {meeting.join_code}\n"
         f"owner login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-        f"participant page: {settings.public_url}/m/{meeting['join_code']}\n"
-        f"presenter page: {settings.public_url}/present/{meeting['id']}"
+        f"participant page: {settings.public_url}/m/{meeting.join_code}\n"
+        f"presenter page: {settings.public_url}/present/{meeting.id}"
     )

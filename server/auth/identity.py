@@ -2,10 +2,16 @@
 
 Access tokens, guest tokens and API keys all arrive as `Authorization: Bearer <token>` (and as
 the `token` of the WebSocket `auth` frame). A token of a deleted user resolves to nobody.
+
+Nothing here is cached in the process: every call reads PostgreSQL, so a deleted API key, a
+deleted user or a revoked login (logout, refresh-token reuse) stops working at once on every
+server process. The only write, an API key's `last_used_at`, happens at most once a minute per
+key, gated by a Redis `SET NX EX` shared by every process.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Literal
 
@@ -14,7 +20,11 @@ import msgspec
 from server.auth.tokens import decode_token, secret_hash
 from server.services import Services
 
+log = logging.getLogger("roomcast.auth")
+
 API_KEY_PREFIX = "rk_"
+LAST_USED_RESOLUTION_S = 60
+"""An API key's `last_used_at` is written at most this often."""
 
 CredentialKind = Literal["access", "guest", "api_key"]
 
@@ -42,8 +52,14 @@ async def resolve_token(services: Services, token: str) -> Principal | None:
     if claims is None:
         return None
     async with services.db.pool.acquire() as connection:
-        row = await connection.fetchrow("SELECT display_name, guest_meeting_id FROM users WHERE id = $1", claims.sub)
-    if row is None:
+        row = await connection.fetchrow(
+            "SELECT display_name, guest_meeting_id, "
+            "EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NOT NULL) AS revoked "
+            "FROM users WHERE id = $1",
+            claims.sub,
+            claims.fam,
+        )
+    if row is None or row["revoked"]:
         return None
     if claims.typ == "guest":
         if row["guest_meeting_id"] is None or row["guest_meeting_id"] != claims.mid:
@@ -63,4 +79,18 @@ async def _api_key(services: Services, token: str) -> Principal | None:
         )
     if row is None:
         return None
+    await _touch_api_key(services, row["id"])
     return Principal(row["user_id"], row["display_name"], "api_key", api_key_id=row["id"])
+
+
+async def _touch_api_key(services: Services, key_id: uuid.UUID) -> None:
+    """Record that a key was used, at most once per `LAST_USED_RESOLUTION_S`; never fails the request."""
+    try:
+        first = await services.redis.set(
+            services.key("apikey", "used", str(key_id)), b"1", nx=True, ex=LAST_USED_RESOLUTION_S
+        )
+        if first:
+            async with services.db.pool.acquire() as connection:
+                await connection.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", key_id)
+    except Exception:
+        log.warning("auth.api_key_touch_failed", exc_info=True, extra={"api_key_id": str(key_id)})

@@ -29,10 +29,16 @@ class Claims(msgspec.Struct, frozen=True):
     iat: int
     mid: uuid.UUID | None = None
     """For guest tokens, the one meeting the token is valid for."""
+    fam: uuid.UUID | None = None
+    """For access tokens, the login (refresh-token family) they belong to: revoking it revokes them."""
 
 
-def issue_access_token(settings: Settings, user_id: uuid.UUID) -> str:
-    return _encode(settings, {"sub": str(user_id), "typ": "access"}, settings.access_token_ttl_s)
+def issue_access_token(settings: Settings, user_id: uuid.UUID, family_id: uuid.UUID | None = None) -> str:
+    """An access token; with `family_id` it dies with its login (logout, refresh-token reuse)."""
+    claims = {"sub": str(user_id), "typ": "access"}
+    if family_id is not None:
+        claims["fam"] = str(family_id)
+    return _encode(settings, claims, settings.access_token_ttl_s)
 
 
 def issue_guest_token(settings: Settings, user_id: uuid.UUID, meeting_id: uuid.UUID) -> str:

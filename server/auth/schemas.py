@@ -1,0 +1,69 @@
+"""Request and response bodies of the auth endpoints (SPEC section 3, "Auth"), exactly as specified.
+
+Request structs forbid unknown fields; the rules msgspec cannot express (email shape, password
+length, trimmed display names) are checked in `server.auth.service` with a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+
+class RegisterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: str
+    password: str
+    """At least 8 characters."""
+    display_name: str
+    """1..80 characters after trimming."""
+
+
+class LoginIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: str
+    password: str
+
+
+class RefreshIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    refresh_token: str
+
+
+class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    name: str
+    """1..100 characters after trimming."""
+
+
+class User(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    email: str | None
+    """None only for guests, who never see this shape over REST."""
+    display_name: str
+    created_at: datetime
+
+
+class Session(msgspec.Struct, kw_only=True):
+    user: User
+    access_token: str
+    refresh_token: str
+    """Opaque; rotated by every `POST /auth/refresh`."""
+    token_type: Literal["bearer"]
+    expires_in: int
+    """Seconds until `access_token` expires."""
+
+
+class ApiKeyCreated(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    key: str
+    """Shown only in this answer; the server keeps only its hash."""
+    created_at: datetime
+
+
+class ApiKey(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    """Updated at most once a minute per key."""

@@ -1,0 +1,240 @@
+"""Accounts, sessions and API keys: the rules behind the auth endpoints.
+
+Sessions: each login (or registration) starts a refresh-token *family*. `refresh` spends the
+presented token and issues the next one of the same family; presenting a spent token again
+means it leaked (or a client raced itself), so the whole family is revoked -- its refresh
+tokens and, through the `fam` claim checked in `server.auth.identity`, its access tokens.
+Logout spends the token and revokes its family the same way, ending that login everywhere.
+
+Every input here is untrusted: it arrives from `server.auth.routes` after a strict schema check
+but before the rules below (email shape, password length, trimmed names).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from server.auth import limits
+from server.auth.identity import API_KEY_PREFIX
+from server.auth.passwords import hash_password, needs_rehash, verify_password
+from server.auth.schemas import ApiKey, ApiKeyCreated, LoginIn, RegisterIn, Session, User
+from server.auth.tokens import issue_access_token, new_secret, secret_hash
+from server.errors import conflict, not_found, unauthorized
+from server.rest import clean_text, invalid
+from server.services import Services
+
+log = logging.getLogger("roomcast.auth")
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+"""Longer passwords are refused (422): argon2 would take them, but nobody types 1 KiB."""
+MAX_EMAIL = 320
+MAX_DISPLAY_NAME = 80
+MAX_KEY_NAME = 100
+
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+")
+
+USER_COLUMNS = "id, email, display_name, created_at"
+
+
+def normalise_email(raw: str) -> str:
+    """The stored form of an email (trimmed, lower case); 422 if it is not shaped like an address."""
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL or not _EMAIL.fullmatch(email):
+        raise invalid("email", "email is not a valid address")
+    return email
+
+
+def display_name(raw: str) -> str:
+    return clean_text(raw, "display_name", max_length=MAX_DISPLAY_NAME)
+
+
+def user_of(row: asyncpg.Record | dict[str, Any]) -> User:
+    return User(id=row["id"], email=row["email"], display_name=row["display_name"], created_at=row["created_at"])
+
+
+async def register(services: Services, body: RegisterIn) -> Session:
+    """A new account and its first login; 409 if the email is taken (also when two race for it)."""
+    email = normalise_email(body.email)
+    if len(body.password) < MIN_PASSWORD:
+        raise invalid("password", f"password must be at least {MIN_PASSWORD} characters")
+    if len(body.password) > MAX_PASSWORD:
+        raise invalid("password", f"password must be at most {MAX_PASSWORD} characters")
+    name = display_name(body.display_name)
+    async with services.db.pool.acquire() as connection:
+        if await connection.fetchval("SELECT 1 FROM users WHERE email = $1", email):
+            raise conflict("an account with this email already exists")
+    password_hash = await hash_password(body.password)
+    async with services.db.pool.acquire() as connection, connection.transaction():
+        try:
+            row = await connection.fetchrow(
+                f"INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4) "
+                f"RETURNING {USER_COLUMNS}",
+                uuid.uuid4(),
+                email,
+                password_hash,
+                name,
+            )
+        except asyncpg.UniqueViolationError:
+            raise conflict("an account with this email already exists") from None
+        session = await _start_session(services, connection, row)
+    log.info("auth.registered", extra={"user_id": str(row["id"])})
+    return session
+
+
+async def login(services: Services, body: LoginIn, address: str) -> Session:
+    """A new login. Unknown emails cost the same argon2 time as wrong passwords (no enumeration)."""
+    email = body.email.strip().lower()
+    await limits.check_login(services, email, address)
+    async with services.db.pool.acquire() as connection:
+        row = await connection.fetchrow(
+            f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email
+        )
+    stored = row["password_hash"] if row is not None else None
+    if not await verify_password(stored, body.password) or row is None:
+        await limits.count_login_failure(services, email, address)
+        log.info("auth.login_failed", extra={"user_id": str(row["id"]) if row else None, "client": address})
+        raise unauthorized("wrong email or password")
+    await limits.clear_login_failures(services, email)
+    async with services.db.pool.acquire() as connection, connection.transaction():
+        if needs_rehash(stored or ""):
+            await connection.execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], await hash_password(body.password)
+            )
+            log.info("auth.password_rehashed", extra={"user_id": str(row["id"])})
+        session = await _start_session(services, connection, row)
+    log.info("auth.login", extra={"user_id": str(row["id"]), "client": address})
+    return session
+
+
+async def _start_session(
+    services: Services,
+    connection: asyncpg.Connection,
+    user: asyncpg.Record,
+    family_id: uuid.UUID | None = None,
+) -> Session:
+    """Issue an access token and a refresh token (a new family unless `family_id`), inside the caller's transaction."""
+    family_id = family_id or uuid.uuid4()
+    refresh_token = new_secret()
+    await connection.execute(
+        'INSERT INTO refresh_tokens (id, "user", family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)',
+        uuid.uuid4(),
+        user["id"],
+        family_id,
+        secret_hash(refresh_token),
+        datetime.now(UTC) + timedelta(seconds=services.settings.refresh_token_ttl_s),
+    )
+    settings = services.settings
+    return Session(
+        user=user_of(user),
+        access_token=issue_access_token(settings, user["id"], family_id),
+        refresh_token=refresh_token,
+        token_type="bearer",
+        expires_in=settings.access_token_ttl_s,
+    )
+
+
+async def refresh(services: Services, token: str) -> Session:
+    """Spend `token` and return the next session of its family; a spent token revokes the family (401)."""
+    outcome = "ok"
+    session: Session | None = None
+    async with services.db.pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            'SELECT id, "user", family_id, expires_at, spent_at, revoked_at FROM refresh_tokens '
+            "WHERE token_hash = $1 FOR UPDATE",
+            secret_hash(token),
+        )
+        if row is None:
+            outcome = "unknown"
+        elif row["revoked_at"] is not None:
+            outcome = "revoked"
+        elif row["spent_at"] is not None:
+            outcome = "reused"
+            await _revoke_family(connection, row["family_id"])
+        elif row["expires_at"] <= datetime.now(UTC):
+            outcome = "expired"
+        else:
+            await connection.execute("UPDATE refresh_tokens SET spent_at = now() WHERE id = $1", row["id"])
+            user = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", row["user"])
+            session = await _start_session(services, connection, user, row["family_id"])
+    if session is None:
+        extra = {"outcome": outcome}
+        if row is not None:
+            extra |= {"user_id": str(row["user"]), "family_id": str(row["family_id"])}
+        # a reused token is the one outcome that may mean a stolen token: worth a warning
+        log.log(logging.WARNING if outcome == "reused" else logging.INFO, "auth.refresh_refused", extra=extra)
+        raise unauthorized("the refresh token is invalid, expired or already used")
+    return session
+
+
+async def logout(services: Services, token: str) -> None:
+    """End the login `token` belongs to: spend it and revoke its family. Unknown tokens are ignored (204)."""
+    async with services.db.pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(
+            'SELECT id, "user", family_id FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE', secret_hash(token)
+        )
+        if row is None:
+            return
+        await connection.execute(
+            "UPDATE refresh_tokens SET spent_at = coalesce(spent_at, now()) WHERE id = $1", row["id"]
+        )
+        await _revoke_family(connection, row["family_id"])
+    log.info("auth.logout", extra={"user_id": str(row["user"]), "family_id": str(row["family_id"])})
+
+
+async def _revoke_family(connection: asyncpg.Connection, family_id: uuid.UUID) -> None:
+    await connection.execute(
+        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id
+    )
+
+
+async def get_user(services: Services, user_id: uuid.UUID) -> User:
+    async with services.db.pool.acquire() as connection:
+        row = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    if row is None:  # deleted between authentication and now
+        raise unauthorized()
+    return user_of(row)
+
+
+async def create_api_key(services: Services, user_id: uuid.UUID, name: str) -> ApiKeyCreated:
+    """A new key, returned in clear this once; only its SHA-256 is stored."""
+    name = clean_text(name, "name", max_length=MAX_KEY_NAME)
+    key = new_secret(API_KEY_PREFIX)
+    async with services.db.pool.acquire() as connection:
+        row = await connection.fetchrow(
+            'INSERT INTO api_keys (id, "user", name, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, name, created_at',
+            uuid.uuid4(),
+            user_id,
+            name,
+            secret_hash(key),
+        )
+    log.info("auth.api_key_created", extra={"user_id": str(user_id), "api_key_id": str(row["id"])})
+    return ApiKeyCreated(id=row["id"], name=row["name"], key=key, created_at=row["created_at"])
+
+
+async def list_api_keys(services: Services, user_id: uuid.UUID) -> list[ApiKey]:
+    async with services.db.pool.acquire() as connection:
+        rows = await connection.fetch(
+            'SELECT id, name, created_at, last_used_at FROM api_keys WHERE "user" = $1 ORDER BY created_at, id',
+            user_id,
+        )
+    return [
+        ApiKey(id=r["id"], name=r["name"], created_at=r["created_at"], last_used_at=r["last_used_at"]) for r in rows
+    ]
+
+
+async def delete_api_key(services: Services, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Delete one of the caller's keys (404 for anyone else's); dead at once, as `resolve_token` reads the table."""
+    async with services.db.pool.acquire() as connection:
+        deleted = await connection.fetchval(
+            'DELETE FROM api_keys WHERE id = $1 AND "user" = $2 RETURNING id', key_id, user_id
+        )
+    if deleted is None:
+        raise not_found("no such API key")
+    log.info("auth.api_key_deleted", extra={"user_id": str(user_id), "api_key_id": str(key_id)})

@@ -1,0 +1,122 @@
+"""Request and response bodies of the meeting endpoints (SPEC section 3, "Meetings (setup)").
+
+`Meeting` is also what the realtime side sends (`meeting.updated`, the meeting room's snapshot),
+so there is exactly one shape of a meeting on every wire. Request structs forbid unknown fields
+and state every limit msgspec can check; the rest is checked in `server.meetings.service`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+Status = Literal["scheduled", "live", "ended", "cancelled"]
+Moderation = Literal["post", "pre"]
+AwareDatetime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a time zone (Z or an offset)")]
+QuestionLength = Annotated[int, Meta(ge=1, le=2000)]
+BlockedWord = Annotated[str, Meta(min_length=1, max_length=50)]
+BlockedWords = Annotated[list[BlockedWord], Meta(max_length=200)]
+
+
+class MeetingSettings(msgspec.Struct, kw_only=True):
+    """A meeting's settings, every field with the SPEC's default."""
+
+    moderation: Moderation = "post"
+    """`pre`: questions wait for a moderator's approval before anyone else sees them."""
+    anonymous_questions: bool = True
+    max_question_length: QuestionLength = 300
+    blocked_words: BlockedWords = msgspec.field(default_factory=list)
+    """A question containing one (whole word, case- and accent-insensitive) is held for moderation."""
+
+
+class SettingsIn(MeetingSettings, forbid_unknown_fields=True, kw_only=True):
+    """`settings` as a client sends it on create: missing fields take their defaults."""
+
+
+class SettingsPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`settings` in a PATCH: only the fields given change."""
+
+    moderation: Moderation | UnsetType = UNSET
+    anonymous_questions: bool | UnsetType = UNSET
+    max_question_length: QuestionLength | UnsetType = UNSET
+    blocked_words: BlockedWords | UnsetType = UNSET
+
+
+class MeetingSource(msgspec.Struct, kw_only=True):
+    """The calendar event a meeting follows."""
+
+    provider: str
+    calendar_event_id: str
+    connection_id: str
+
+
+class Meeting(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    title: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    status: Status
+    join_code: str
+    """8 characters from an alphabet without look-alikes; unique."""
+    settings: MeetingSettings
+    owner_id: uuid.UUID
+    created_at: datetime
+    source: MeetingSource | None
+    """Set for meetings created from a calendar event."""
+
+
+class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: str
+    """1..200 characters after trimming."""
+    description: str | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    """Not before `starts_at`."""
+    settings: SettingsIn | None = None
+
+
+class MeetingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Any subset of the fields; `null` clears description, starts_at and ends_at."""
+
+    title: str | UnsetType = UNSET
+    description: str | UnsetType | None = UNSET
+    starts_at: AwareDatetime | UnsetType | None = UNSET
+    ends_at: AwareDatetime | UnsetType | None = UNSET
+    settings: SettingsPatch | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    """`scheduled` -> `live` -> `ended`; any -> `cancelled`. Anything else is 409."""
+
+
+class MeetingPage(msgspec.Struct, kw_only=True):
+    items: list[Meeting]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; None on the last page."""
+
+
+class PresenterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    email: str
+
+
+class Presenter(msgspec.Struct, kw_only=True):
+    user_id: uuid.UUID
+    role: Literal["presenter"]
+
+
+class JoinIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    join_code: str
+    """Case-insensitive; spaces and dashes are ignored."""
+    display_name: str | None = None
+    """Required without credentials (1..80 characters): the guest's name."""
+
+
+class Joined(msgspec.Struct, kw_only=True, omit_defaults=True):
+    meeting_id: uuid.UUID
+    guest_token: str | UnsetType = UNSET
+    """Only for guests: a bearer token valid for this meeting alone."""
+    expires_in: int | UnsetType = UNSET
+    """Only for guests: seconds until `guest_token` expires."""
