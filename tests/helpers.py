@@ -8,10 +8,17 @@ status it expects and returns the decoded JSON, so a test reads as its scenario.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.settings import Settings
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
@@ -70,8 +77,10 @@ async def create_api_key(http: httpx.AsyncClient, token: str, name: str = "ci") 
     return created
 
 
-async def create_meeting(http: httpx.AsyncClient, token: str, title: str = "All hands", **fields: Any) -> dict[str, Any]:
-    """Create a meeting owned by the token's user; extra fields (`settings=...`) go into the body. Returns the Meeting."""
+async def create_meeting(
+    http: httpx.AsyncClient, token: str, title: str = "All hands", **fields: Any
+) -> dict[str, Any]:
+    """Create a meeting owned by the token's user; extra fields (`settings=...`) go into the body; returns it."""
     response = await http.post(f"{API}/meetings", json={"title": title, **fields}, headers=auth_header(token))
     assert response.status_code == 201, response.text
     meeting: dict[str, Any] = response.json()
@@ -137,3 +146,10 @@ async def meeting_with_people(http: httpx.AsyncClient) -> dict[str, Any]:
     await join_as_user(http, participant["access_token"], meeting["join_code"])
     guest = await join_as_guest(http, meeting["join_code"], "Gus Guest")
     return {"meeting": meeting, "owner": owner, "presenter": presenter, "participant": participant, "guest": guest}
+
+
+@contextlib.asynccontextmanager
+async def client_with(settings: Settings, **overrides: Any) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    """An in-process client on the real app with settings changed: `client_with(settings, join_per_minute=3)`."""
+    async with AsyncTestClient(app=create_app(msgspec.structs.replace(settings, **overrides))) as test_client:
+        yield test_client
