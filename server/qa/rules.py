@@ -9,32 +9,24 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from channels.protocol import ErrorCode, FrameError
+from server.meetings.schemas import MeetingSettings
 
 
-class QaSettings(msgspec.Struct, kw_only=True):
-    """The Q&A part of a meeting's `settings`, with the spec's defaults for anything missing."""
-
-    moderation: Literal["post", "pre"] = "post"
-    anonymous_questions: bool = True
-    max_question_length: int = 300
-    blocked_words: list[str] = msgspec.field(default_factory=list)
-
-
-def qa_settings(raw: Any) -> QaSettings:
+def qa_settings(raw: Any) -> MeetingSettings:
     """Read the stored settings JSON leniently: unknown keys are ignored, bad values fall back to defaults."""
     if isinstance(raw, str | bytes):
         raw = msgspec.json.decode(raw)
     if not isinstance(raw, dict):
-        return QaSettings()
+        return MeetingSettings()
     try:
-        return msgspec.convert(raw, QaSettings, strict=False)
+        return msgspec.convert(raw, MeetingSettings, strict=False)
     except msgspec.ValidationError:
-        return QaSettings()
+        return MeetingSettings()
 
 
 def clean_text(text: str, max_length: int) -> str:

@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 
 from channels.protocol import ErrorCode, FrameError
-from server.qa.rules import QaSettings, blocked_words_in, clean_text, qa_settings
+from server.meetings.schemas import MeetingSettings
+from server.qa.rules import blocked_words_in, clean_text, qa_settings
 
 Row = dict[str, Any]
 
@@ -36,7 +37,7 @@ PUBLIC_STATUSES = ("live", "answered")
 class MeetingInfo:
     id: uuid.UUID
     status: str
-    settings: QaSettings
+    settings: MeetingSettings
 
 
 @dataclass(slots=True)

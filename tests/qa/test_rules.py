@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from channels.protocol import FrameError
-from server.qa.rules import QaSettings, blocked_words_in, clean_text, qa_settings
+from server.meetings.schemas import MeetingSettings
+from server.qa.rules import blocked_words_in, clean_text, qa_settings
 
 
 def test_text_is_trimmed_and_newlines_inside_are_kept() -> None:
@@ -48,7 +49,7 @@ def test_blocked_words_are_whole_words_ignoring_case_and_accents(text: str, foun
 
 
 def test_settings_fall_back_to_the_spec_defaults() -> None:
-    assert qa_settings({}) == QaSettings(
+    assert qa_settings({}) == MeetingSettings(
         moderation="post", anonymous_questions=True, max_question_length=300, blocked_words=[]
     )
     assert qa_settings({"moderation": "pre", "unknown": 1}).moderation == "pre"
