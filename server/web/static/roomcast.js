@@ -153,18 +153,21 @@ export class RoomcastClient extends EventTarget {
   async request(frame, { timeoutMs = this.options.requestTimeoutMs } = {}) {
     const deadline = Date.now() + timeoutMs;
     if (this.state !== "open") await this._whenOpen(timeoutMs);
+    return this._sendRequest(frame, Math.max(0, deadline - Date.now())).promise;
+  }
+
+  /** Send `frame` with a fresh `ref` now; returns the ref and the promise of its answer. */
+  _sendRequest(frame, timeoutMs = this.options.requestTimeoutMs) {
     const ref = `r${++this._refs}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => {
-          this._pending.delete(ref);
-          reject(new ProtocolError("timeout", "no answer from the server", { ref }));
-        },
-        Math.max(0, deadline - Date.now()),
-      );
+    const promise = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._pending.delete(ref);
+        reject(new ProtocolError("timeout", "no answer from the server", { ref }));
+      }, timeoutMs);
       this._pending.set(ref, { resolve, reject, timer });
-      this._send({ ...frame, ref });
     });
+    this._send({ ...frame, ref });
+    return { ref, promise };
   }
 
   /**
@@ -174,7 +177,7 @@ export class RoomcastClient extends EventTarget {
    * A refused join (`forbidden`, `not_found`) calls `handlers.error(err)` and drops the room.
    */
   subscribe(room, handlers) {
-    const sub = { room, handlers, seq: null, epoch: null, joining: false };
+    const sub = { room, handlers, seq: null, epoch: null, joining: false, joinRef: null };
     this._rooms.set(room, sub);
     if (this.state === "open") this._join(sub);
     return {
@@ -265,7 +268,7 @@ export class RoomcastClient extends EventTarget {
     this._setState("open");
     this._startHeartbeat((frame.heartbeat_s || 25) * 1000);
     this.dispatchEvent(new CustomEvent("welcome", { detail: { welcome: frame } }));
-    for (const sub of this._rooms.values()) this._join(sub);
+    for (const sub of this._rooms.values()) if (!sub.joining) this._join(sub); // a `welcome` listener may have joined
     this.dispatchEvent(new Event("_open"));
   }
 
@@ -276,7 +279,10 @@ export class RoomcastClient extends EventTarget {
       pending.reject(new ProtocolError("unavailable", "the connection dropped before an answer came", { ref }));
     }
     this._pending.clear();
-    for (const sub of this._rooms.values()) sub.joining = false;
+    for (const sub of this._rooms.values()) {
+      sub.joining = false;
+      sub.joinRef = null;
+    }
     if (this.state === "stopped") return;
 
     if (code === CloseCode.REMOVED) {
@@ -388,21 +394,19 @@ export class RoomcastClient extends EventTarget {
       frame.epoch = sub.epoch;
     }
     sub.joining = true;
-    this.request(frame).then(
-      (joined) => {
-        if (this._rooms.get(sub.room) === sub) this._onJoined(sub, joined);
-      },
-      (err) => {
-        if (this._rooms.get(sub.room) !== sub) return;
-        sub.joining = false;
-        if (err.code === "forbidden" || err.code === "not_found" || err.code === "bad_request") {
-          this._rooms.delete(sub.room);
-          sub.handlers.error?.(err);
-        } else if (this.state === "open") {
-          this.drop(); // timeout or "unavailable": start over; the reconnect rejoins with since
-        }
-      },
-    );
+    const { ref, promise } = this._sendRequest(frame);
+    sub.joinRef = ref; // its `joined` is applied as it arrives (in _onFrame), before any later frame
+    promise.catch((err) => {
+      if (this._rooms.get(sub.room) !== sub || sub.joinRef !== ref) return;
+      sub.joinRef = null;
+      sub.joining = false;
+      if (err.code === "forbidden" || err.code === "not_found" || err.code === "bad_request") {
+        this._rooms.delete(sub.room);
+        sub.handlers.error?.(err);
+      } else if (this.state === "open") {
+        this.drop(); // timeout or "unavailable": start over; the reconnect rejoins with since
+      }
+    });
   }
 
   _onJoined(sub, joined) {
@@ -425,6 +429,13 @@ export class RoomcastClient extends EventTarget {
       const pending = this._pending.get(frame.ref);
       this._pending.delete(frame.ref);
       clearTimeout(pending.timer);
+      if (type === "joined") {
+        const sub = this._rooms.get(frame.room);
+        if (sub && sub.joinRef === frame.ref) {
+          sub.joinRef = null;
+          this._onJoined(sub, frame);
+        }
+      }
       if (type === "error") {
         pending.reject(
           new ProtocolError(frame.code, frame.message, { retryAfterS: frame.retry_after_s ?? null, ref: frame.ref }),
