@@ -26,7 +26,9 @@ from tests.helpers import API, auth_header, client_with, live_meeting, register_
 Client = AsyncTestClient  # type: ignore[type-arg]
 TABLES = ("users", "refresh_tokens", "api_keys", "meetings", "meeting_members")
 EXAMPLES = hypothesis_settings(
-    max_examples=int(os.environ.get("ROOMCAST_FUZZ_EXAMPLES", "30")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+    max_examples=int(os.environ.get("ROOMCAST_FUZZ_EXAMPLES", "30")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 JSON = st.recursive(
