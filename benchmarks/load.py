@@ -1,0 +1,268 @@
+"""roomcast's load generator: start the servers, drive a scenario, print one table.
+
+    python -m benchmarks.load fanout            # scenario 2: saturation, roomcast vs baseline
+    python -m benchmarks.load SCENARIO --help   # every scenario's knobs
+
+Scenarios (issue 8): idle, fanout, latency, townhall, storm, churn, redis. Each starts its own
+servers (`roomcast serve` processes on a fresh database and Redis prefix, or baseline processes),
+opens real WebSocket clients in several client processes, prints a progress line on stderr, then
+one table on stdout and the path of a JSON file with every figure (benchmarks/results/).
+See benchmarks/README.md for how to read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+from typing import Any
+
+from benchmarks import report
+from benchmarks.harness import Harness
+from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet
+from benchmarks.wsclient import CLIENT_KINDS
+
+
+def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
+    if kind == "baseline":
+        fleet: Fleet = BaselineFleet()
+        fleet.start(args.servers)  # type: ignore[attr-defined]
+        return fleet
+    roomcast = RoomcastFleet(
+        ask_per_minute=limits.get("ask_per_minute", 1_000_000),
+        vote_per_minute=limits.get("vote_per_minute", 1_000_000),
+        log_level=args.log_level,
+        extra_env={},
+    )
+    try:
+        roomcast.start(args.servers)
+    except BaseException:
+        roomcast.stop()
+        raise
+    return roomcast
+
+
+@contextlib.asynccontextmanager
+async def running(kind: str, args: argparse.Namespace, progress: report.Progress, **limits: int) -> Any:
+    """A fleet of `kind` plus its harness, torn down whatever happens."""
+    progress.note(f"starting {args.servers} {kind} server process(es)")
+    fleet = make_fleet(kind, args, **limits)
+    harness = Harness(fleet, client=args.client, processes=args.processes, progress=progress)
+    try:
+        harness.create_meeting()
+        yield harness
+    finally:
+        if harness.publisher:
+            harness.publisher.close()
+        await harness.stop_workers()
+        if isinstance(fleet, RoomcastFleet):
+            fleet.stop(keep_db=args.keep_db)
+        else:
+            fleet.stop()
+        progress.done()
+
+
+def targets(args: argparse.Namespace) -> list[str]:
+    return ["roomcast", "baseline"] if args.target == "both" else [args.target]
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# --- scenario 2: fan-out saturation --------------------------------------------------------------
+
+
+async def saturate(
+    h: Harness, args: argparse.Namespace, rows: list[dict[str, Any]], repeats: int
+) -> list[dict[str, Any]]:
+    pub = h.publisher or await h.open_publisher(args.publishers)
+    h.phase = "warm-up"
+    await pub.windowed(args.window, args.warmup)
+    await pub.drain()
+    out = []
+    for rep in range(repeats):
+        h.phase = f"saturation {rep + 1}/{repeats}"
+        await h.latencies()
+        a = h.snapshot()
+        ok = await pub.windowed(args.window, args.duration)
+        b = h.snapshot()
+        row = h.phase_row(f"saturation #{rep + 1}", a, b, await h.latencies())
+        row["stalled"] = not ok
+        row["publisher_errors"] = dict(pub.errors)
+        rows.append(row)
+        out.append(row)
+        await pub.drain()
+    return out
+
+
+async def scenario_fanout(args: argparse.Namespace, progress: report.Progress) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for kind in targets(args):
+        async with running(kind, args, progress) as h:
+            h.start_workers()
+            h.rss0 = h.fleet.rss()
+            summary[f"{kind}_connect"] = await h.connect_clients(args.members)
+            sat = await saturate(h, args, rows, args.repeats)
+            summary[f"{kind}_frames_per_s"] = median([r["frames_per_s"] for r in sat])
+            summary[f"{kind}_events_per_s"] = median([r["events_per_s"] for r in sat])
+            summary[f"{kind}_cpu_us_per_frame"] = median([r["cpu_us_per_frame"] for r in sat])
+            summary[f"{kind}_frames_per_server_core_s"] = median([r["frames_per_server_core_s"] for r in sat])
+    checks = []
+    if summary.get("roomcast_frames_per_s") and summary.get("baseline_frames_per_s"):
+        ratio = summary["roomcast_frames_per_s"] / summary["baseline_frames_per_s"]
+        summary["ratio_to_baseline"] = ratio
+        checks.append(("delivered rate >= 0.5x baseline (aim 0.8x)", ratio >= 0.5, f"{ratio:.2f}x"))
+    if summary.get("roomcast_cpu_us_per_frame"):
+        us = summary["roomcast_cpu_us_per_frame"]
+        checks.append(("<= 25 us server CPU per delivered frame (stretch 15)", us <= 25, f"{us:.1f} us"))
+    return {"rows": rows, "summary": summary, "checks": checks}
+
+
+# --- scenario 3: latency under load --------------------------------------------------------------
+
+
+async def scenario_latency(args: argparse.Namespace, progress: report.Progress) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {"curves": {}}
+    checks = []
+    for kind in targets(args):
+        async with running(kind, args, progress) as h:
+            h.start_workers()
+            h.rss0 = h.fleet.rss()
+            await h.connect_clients(args.members)
+            sat_rows = await saturate(h, args, rows, 1)
+            sat_rate = args.rate or sat_rows[0]["events_per_s"]
+            summary[f"{kind}_saturation_events_per_s"] = sat_rate
+            curve = []
+            assert h.publisher is not None
+            for fraction in args.fractions:
+                h.phase = f"{fraction:.0%} of saturation"
+                await h.latencies()
+                a = h.snapshot()
+                skipped = await h.publisher.paced(fraction * sat_rate, args.duration, args.max_in_flight)
+                b = h.snapshot()
+                row = h.phase_row(f"{fraction:.0%} load", a, b, await h.latencies())
+                row.update(offered_fraction=fraction, offered_events_per_s=fraction * sat_rate, skipped=skipped)
+                rows.append(row)
+                curve.append(row)
+                await h.publisher.drain()
+            summary["curves"][kind] = [
+                {
+                    k: r.get(k)
+                    for k in ("offered_events_per_s", "offered_fraction", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+                }
+                for r in curve
+            ]
+            if kind == "roomcast":
+                for r in curve:
+                    if abs(r["offered_fraction"] - 0.5) < 1e-9:
+                        checks.append(("50%: p50 <= 10 ms", r.get("p50_ms", 1e9) <= 10, f"{r.get('p50_ms')} ms"))
+                        checks.append(("50%: p99 <= 50 ms", r.get("p99_ms", 1e9) <= 50, f"{r.get('p99_ms')} ms"))
+                    if abs(r["offered_fraction"] - 0.8) < 1e-9:
+                        checks.append(("80%: p99 <= 200 ms", r.get("p99_ms", 1e9) <= 200, f"{r.get('p99_ms')} ms"))
+    return {"rows": rows, "summary": summary, "checks": checks}
+
+
+# --- scenario 1: idle room -------------------------------------------------------------------------
+
+
+async def scenario_idle(args: argparse.Namespace, progress: report.Progress) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    checks = []
+    for kind in targets(args):
+        async with running(kind, args, progress) as h:
+            h.start_workers()
+            await asyncio.sleep(2)
+            h.rss0 = h.fleet.rss()
+            h.phase = "connecting"
+            summary[f"{kind}_connect"] = await h.connect_clients(args.clients)
+            h.phase = "settling"
+            await asyncio.sleep(args.settle)
+            h.phase = f"idle {args.duration:.0f}s"
+            a = h.snapshot()
+            while h.snapshot()["t"] - a["t"] < args.duration:
+                h.show()
+                await asyncio.sleep(0.5)
+            b = h.snapshot()
+            row = h.phase_row("idle", a, b, {})
+            rows.append(row)
+            if kind == "roomcast":
+                kib = row["rss_per_conn_kib"]
+                checks.append(("<= 48 KiB server RSS per connection", kib <= 48, f"{kib:.1f} KiB"))
+                cpu = row["server_cpu_pct"]
+                checks.append(("idle server CPU <= 10% of one core", cpu <= 10, f"{cpu:.1f}%"))
+    return {"rows": rows, "summary": summary, "checks": checks}
+
+
+# --- dispatch --------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    from benchmarks import scenarios
+
+    top = argparse.ArgumentParser(
+        prog="python -m benchmarks.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--target", choices=["roomcast", "baseline", "both"], default="roomcast")
+    common.add_argument("--servers", type=int, default=2, help="server processes (default 2)")
+    common.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    common.add_argument("--client", choices=CLIENT_KINDS, default="raw", help="client implementation (default raw)")
+    common.add_argument("--log-level", default="warning", help="ROOMCAST_LOG_LEVEL for the servers")
+    common.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
+    common.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
+    common.add_argument("--warmup", type=float, default=3.0)
+    common.add_argument("--publishers", type=int, default=2, help="publisher connections per server")
+    common.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")
+    sub = top.add_subparsers(dest="scenario", required=True)
+
+    p = sub.add_parser("idle", parents=[common], help="1: N idle joined connections: RSS and CPU per connection")
+    p.add_argument("--clients", type=int, default=20000)
+    p.add_argument("--settle", type=float, default=5.0)
+    p.set_defaults(run=scenario_idle, duration=30.0)
+
+    p = sub.add_parser("fanout", parents=[common], help="2: fan-out saturation, delivery-paced, vs the baseline")
+    p.add_argument("--members", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.set_defaults(run=scenario_fanout, target="both")
+
+    p = sub.add_parser("latency", parents=[common], help="3: latency at fractions of the saturation rate")
+    p.add_argument("--members", type=int, default=1000)
+    p.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 0.8, 1.0])
+    p.add_argument("--rate", type=float, default=0.0, help="saturation events/s to use instead of measuring it")
+    p.add_argument("--max-in-flight", type=int, default=400)
+    p.set_defaults(run=scenario_latency)
+
+    scenarios.add_parsers(sub, common)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    progress = report.Progress()
+    try:
+        result = asyncio.run(args.run(args, progress))
+    except KeyboardInterrupt:
+        progress.note("interrupted")
+        return 130
+    progress.done()
+    print(report.table(result["rows"]))
+    for name, ok, value in result.get("checks", []):
+        print(f"{'PASS' if ok else 'MISS'}  {name}: {value}")
+    for key, value in result.get("summary", {}).items():
+        if isinstance(value, float):
+            print(f"{key}: {value:.2f}")
+    result["args"] = {k: v for k, v in vars(args).items() if k != "run"}
+    result["checks"] = [{"target": n, "met": ok, "value": v} for n, ok, v in result.get("checks", [])]
+    print(f"json: {report.write(args.scenario, result)}")
+    return 0 if all(c["met"] for c in result["checks"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,299 @@
+"""Start the servers under test and read what they cost: /proc, Redis INFO, pg_stat_database.
+
+`RoomcastFleet` creates a fresh database, migrates it with `roomcast migrate`, then starts N
+`roomcast serve --no-migrate` processes on free loopback ports, all sharing that database, the
+local Redis and one unique `ROOMCAST_REDIS_PREFIX`. `BaselineFleet` starts N
+`python -m benchmarks.baseline` processes. Both are stopped (and the database dropped, the
+prefix's Redis keys deleted) by `stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) seconds of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
+
+
+def pids_named(name: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == name:
+                    out.append(int(entry))
+    return out
+
+
+@dataclass
+class ServerProc:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+
+@dataclass
+class Fleet:
+    kind: str
+    servers: list[ServerProc] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="roomcast-bench-")))
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.servers if s.alive()]
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p) for p in self.pids)
+
+    def rss(self) -> int:
+        return sum(rss_bytes(p) for p in self.pids)
+
+    def metrics(self, server: ServerProc) -> dict[str, float]:
+        """The server's /metrics as {name{labels}: value} (empty if it has none yet)."""
+        try:
+            text = httpx.get(server.http + "/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return {}
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    out[name] = float(value)
+        return out
+
+    def _spawn(self, name: str, port: int, argv: list[str], env: dict[str, str]) -> ServerProc:
+        log = self.workdir / f"{name}.log"
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=str(ROOT),
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return ServerProc(name, port, proc, log)
+
+    def wait_ready(self, path: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for server in self.servers:
+            while True:
+                if not server.alive():
+                    raise RuntimeError(f"{server.name} exited: {server.log.read_text()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(server.http + path, timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{server.name} not ready after {timeout}s: {server.log.read_text()[-2000:]}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.kill(signal.SIGTERM)
+        deadline = time.monotonic() + 12
+        for server in self.servers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.proc.wait(max(0.1, deadline - time.monotonic()))
+            if server.alive():
+                server.kill(signal.SIGKILL)
+                server.proc.wait(5)
+
+
+class BaselineFleet(Fleet):
+    def __init__(self) -> None:
+        super().__init__("baseline")
+
+    def start(self, count: int) -> None:
+        for i in range(count):
+            port = free_port()
+            argv = [sys.executable, "-m", "benchmarks.baseline", "--port", str(port)]
+            self.servers.append(self._spawn(f"baseline{i}", port, argv, dict(os.environ)))
+        self.wait_ready("/health/live")
+
+
+class RoomcastFleet(Fleet):
+    def __init__(self, *, ask_per_minute: int, vote_per_minute: int, log_level: str, extra_env: dict[str, str]) -> None:
+        super().__init__("roomcast")
+        stamp = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
+        self.dbname = f"bench_{stamp}"
+        self.prefix = f"bench-{stamp}"
+        self.database_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.dbname
+        self.env = dict(os.environ)
+        self.env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": REDIS_URL,
+                "ROOMCAST_REDIS_PREFIX": self.prefix,
+                "ROOMCAST_SECRET_KEY": secrets.token_urlsafe(32),
+                "ROOMCAST_DATA_DIR": str(self.workdir / "data"),
+                "ROOMCAST_ASK_PER_MINUTE": str(ask_per_minute),
+                "ROOMCAST_VOTE_PER_MINUTE": str(vote_per_minute),
+                "ROOMCAST_JOIN_PER_MINUTE": "10000000",
+                "ROOMCAST_REGISTER_PER_HOUR": "1000000",
+                "ROOMCAST_LOG_LEVEL": log_level,
+            }
+        )
+        self.env.update(extra_env)
+        self.redis = redis.Redis.from_url(REDIS_URL)
+
+    def start(self, count: int) -> None:
+        asyncio.run(self._create_db())
+        migrate = subprocess.run(
+            [str(VENV_BIN / "roomcast"), "migrate"], env=self.env, cwd=str(ROOT), capture_output=True, timeout=300
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"roomcast migrate failed: {migrate.stdout.decode()} {migrate.stderr.decode()}")
+        for _ in range(count):
+            self.add_server()
+        self.wait_ready("/health/ready")
+
+    def add_server(self) -> ServerProc:
+        port = free_port()
+        argv = [str(VENV_BIN / "roomcast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"]
+        server = self._spawn(f"roomcast{len(self.servers)}", port, argv, self.env)
+        self.servers.append(server)
+        return server
+
+    async def _create_db(self) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.dbname}"')
+        finally:
+            await conn.close()
+
+    def stop(self, keep_db: bool = False) -> None:
+        super().stop()
+        if not keep_db:
+            with contextlib.suppress(Exception):
+                asyncio.run(self._drop_db())
+        with contextlib.suppress(redis.RedisError):
+            keys = list(self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
+            for i in range(0, len(keys), 1000):
+                self.redis.delete(*keys[i : i + 1000])
+
+    async def _drop_db(self) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    async def pg_counters(self) -> dict[str, int]:
+        """This database's transaction and tuple counters (PostgreSQL flushes them up to ~10 s late)."""
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            row = await conn.fetchrow(
+                "SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted"
+                " FROM pg_stat_database WHERE datname = $1",
+                self.dbname,
+            )
+        finally:
+            await conn.close()
+        return dict(row) if row else {}
+
+    async def pg_settled_counters(self, timeout: float = 25.0) -> dict[str, int]:
+        """Counters once they stop moving for 2 s in a row (backends flush idle stats lazily)."""
+        deadline = time.monotonic() + timeout
+        last = await self.pg_counters()
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            now = await self.pg_counters()
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= 11.0:
+                break
+        return last
+
+    def redis_stats(self) -> dict[str, Any]:
+        """Redis CPU and per-command call counts (whole server: keep other users of it quiet)."""
+        info: Any = self.redis.info("cpu")
+        stats: dict[str, Any] = {"cpu": float(info["used_cpu_user"]) + float(info["used_cpu_sys"])}
+        commands: Any = self.redis.info("commandstats")
+        stats["calls"] = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in commands.items()}
+        return stats
+
+    def redis_subscriptions(self) -> dict[str, Any]:
+        r: Any = self.redis
+        channels = [c.decode() for c in r.pubsub_channels(f"{self.prefix}*")]
+        numsub = dict(r.pubsub_numsub(*channels)) if channels else {}
+        return {
+            "channels": len(channels),
+            "numsub": {k.decode(): int(v) for k, v in numsub.items()},
+            "numpat": int(r.pubsub_numpat()),
+        }

@@ -1,0 +1,479 @@
+"""One client process of the load generator: many WebSocket clients on one event loop.
+
+The coordinator (`benchmarks.load`) starts several of these with `multiprocessing`, sends each
+commands through a pipe and reads its live counters from shared memory (`Slot` indexes one
+worker's row). The hot path is `on_message`: one msgspec decode into a struct that names only
+the fields it reads, a seq check, and a latency sample when the event carries a bench stamp.
+
+A bench stamp is a question text `bench <idx> <time_ns>`: every process is on one machine, so
+`time.time_ns()` at the receiver minus the stamp is the publish-to-receive latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import resource
+import threading
+import time
+from array import array
+from multiprocessing.connection import Connection
+from typing import Any
+
+import httpx
+import msgspec
+
+from benchmarks.wsclient import Client, open_client
+
+SAMPLE_CAP = 3_000_000
+"""Latency samples one worker keeps; past it every other sample is dropped (stride doubles)."""
+
+
+class Slot:
+    """Indexes into one worker's row of the shared counters."""
+
+    CONNECTED = 0
+    JOINED = 1
+    FRAMES = 2
+    BYTES = 3
+    BENCH = 4
+    COMPLETED = 5
+    ERRORS = 6
+    DISCONNECTS = 7
+    RECONNECTED = 8
+    ERROR_FRAMES = 9
+    GAPS = 10
+    DUPS = 11
+    RESYNCS = 12
+    SENT = 13
+    VOTE_EVENTS = 14
+    NOT_RECOVERED = 15
+    WIDTH = 16
+
+
+class Q(msgspec.Struct):
+    id: str = ""
+    text: str = ""
+    votes: int = 0
+    status: str = ""
+
+
+class Snap(msgspec.Struct):
+    questions: list[Q] = []
+
+
+class Msg(msgspec.Struct):
+    type: str
+    room: str | None = None
+    seq: int | None = None
+    ref: str | None = None
+    question: Q | None = None
+    question_id: str | None = None
+    votes: int | None = None
+    epoch: str | None = None
+    recovered: bool | None = None
+    snapshot: Snap | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+decode_msg = msgspec.json.Decoder(Msg).decode
+encode = msgspec.json.Encoder().encode
+PUBLIC = ("live", "answered")
+
+
+class State:
+    """Per-connection state, kept on `client.user`."""
+
+    __slots__ = ("epoch", "index", "questions", "seq", "token", "track", "urls", "voted", "waiters")
+
+    def __init__(self, index: int, urls: list[str], token: str, track: bool) -> None:
+        self.index = index
+        self.urls = urls
+        self.token = token
+        self.seq: int | None = None
+        self.epoch: str | None = None
+        self.track = track
+        self.questions: dict[str, int] = {}
+        self.voted: set[str] = set()
+        self.waiters: dict[str, asyncio.Future[Msg]] = {}
+
+
+class Worker:
+    def __init__(self, wid: int, cfg: dict[str, Any], pipe: Connection, shm: Any) -> None:
+        self.wid = wid
+        self.cfg = cfg
+        self.pipe = pipe
+        self.shm = shm
+        self.base = wid * Slot.WIDTH
+        self.kind: str = cfg["client"]
+        self.room: str = cfg["room"]
+        self.track: bool = cfg.get("track", False)
+        self.reconnect: bool = cfg.get("reconnect", False)
+        self.c = [0] * Slot.WIDTH
+        self.clients: list[Client] = []
+        self.pending: dict[int, int] = {}
+        self.members = 0
+        self.lat = array("I")
+        self.stride = 1
+        self.nsample = 0
+        self.refs = itertools.count()
+        self.closing = False
+        self.last_reconnect = 0.0
+        self.error_samples: list[str] = []
+        self.tokens: list[str] = []
+        self.commands: asyncio.Queue[Any] = asyncio.Queue()
+
+    # --- hot path -----------------------------------------------------------------------
+
+    def on_message(self, client: Client, payload: bytes) -> None:
+        c = self.c
+        c[Slot.FRAMES] += 1
+        c[Slot.BYTES] += len(payload)
+        try:
+            m = decode_msg(payload)
+        except msgspec.DecodeError:
+            c[Slot.ERRORS] += 1
+            return
+        st: State = client.user
+        kind = m.type
+        if m.seq is not None and st.seq is not None and m.room == self.room and kind != "joined":
+            if m.seq == st.seq + 1:
+                st.seq = m.seq
+            elif m.seq <= st.seq:
+                c[Slot.DUPS] += 1
+            else:
+                c[Slot.GAPS] += m.seq - st.seq - 1
+                st.seq = m.seq
+        if kind == "question.created":
+            q = m.question
+            if q is None or m.room != self.room:
+                return
+            if q.text.startswith("bench "):
+                self._stamp(q.text)
+            if st.track:
+                st.questions[q.id] = q.votes
+        elif kind == "question.votes":
+            c[Slot.VOTE_EVENTS] += 1
+            if st.track and m.room == self.room and m.question_id in st.questions:
+                st.questions[m.question_id] = m.votes or 0
+        elif kind == "question.updated":
+            if st.track and m.room == self.room and m.question is not None:
+                if m.question.status in PUBLIC:
+                    st.questions[m.question.id] = m.question.votes
+                else:
+                    st.questions.pop(m.question.id, None)
+        elif kind == "question.removed":
+            if st.track and m.room == self.room and m.question_id:
+                st.questions.pop(m.question_id, None)
+        elif kind == "joined" and m.room == self.room:
+            if m.ref is None:
+                c[Slot.RESYNCS] += 1
+            self._joined(st, m)
+            self._resolve(st, m)
+        elif kind == "error":
+            c[Slot.ERROR_FRAMES] += 1
+            if len(self.error_samples) < 20:
+                self.error_samples.append(f"{m.code}: {m.message}")
+            self._resolve(st, m)
+        elif kind in ("welcome", "reply", "pong", "joined"):
+            self._resolve(st, m)
+
+    def _stamp(self, text: str) -> None:
+        parts = text.split(" ", 3)
+        now = time.time_ns()
+        c = self.c
+        c[Slot.BENCH] += 1
+        self.nsample += 1
+        if self.nsample % self.stride == 0:
+            self.lat.append(min(max(now - int(parts[2]), 0) // 1000, 0xFFFFFFFF))
+            if len(self.lat) >= SAMPLE_CAP:
+                self.lat = self.lat[::2]
+                self.stride *= 2
+        idx = int(parts[1])
+        seen = self.pending.get(idx, 0) + 1
+        if seen >= self.members:
+            self.pending.pop(idx, None)
+            c[Slot.COMPLETED] += 1
+            self.shm[self.base + Slot.COMPLETED] = c[Slot.COMPLETED]
+        else:
+            self.pending[idx] = seen
+
+    def _joined(self, st: State, m: Msg) -> None:
+        if m.recovered and st.seq is not None:
+            pass  # the missed events follow, from st.seq + 1
+        else:
+            if m.ref is not None and st.seq is not None:
+                self.c[Slot.NOT_RECOVERED] += 1
+            st.seq = m.seq
+        st.epoch = m.epoch
+        if st.track and not m.recovered:
+            st.questions = {q.id: q.votes for q in (m.snapshot.questions if m.snapshot else []) if q.status in PUBLIC}
+
+    def _resolve(self, st: State, m: Msg) -> None:
+        key = m.ref if m.ref is not None else m.type
+        fut = st.waiters.pop(key, None)
+        if fut is not None and not fut.done():
+            fut.set_result(m)
+
+    def on_close(self, client: Client, code: int) -> None:
+        self.c[Slot.CONNECTED] -= 1
+        st: State = client.user
+        if st is not None and st.seq is not None:
+            self.c[Slot.JOINED] -= 1
+            self.members -= 1
+        for fut in st.waiters.values() if st is not None else ():
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"closed {code}"))
+        if not self.closing:
+            self.c[Slot.DISCONNECTS] += 1
+            if self.reconnect and st is not None:
+                asyncio.get_running_loop().create_task(self._reconnect(client, st))
+
+    # --- setup and actions ---------------------------------------------------------------
+
+    async def request(
+        self, client: Client, frame: dict[str, Any], answer: str | None = None, timeout: float = 30.0
+    ) -> Msg:
+        st: State = client.user
+        key = answer or f"w{self.wid}r{next(self.refs)}"
+        if answer is None:
+            frame["ref"] = key
+        fut: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        st.waiters[key] = fut
+        client.send(encode(frame))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def connect(self, st: State, url: str, since: int | None = None) -> Client:
+        client = await open_client(self.kind, url, self.on_message, self.on_close)
+        client.user = st
+        self.c[Slot.CONNECTED] += 1
+        welcome = await self.request(client, {"type": "auth", "token": st.token}, answer="welcome")
+        if welcome.type != "welcome":
+            raise RuntimeError(f"auth answered {welcome.type} {welcome.code}")
+        join: dict[str, Any] = {"type": "join", "room": self.room}
+        if since is not None:
+            join["since"] = since
+            join["epoch"] = st.epoch
+        joined = await self.request(client, join)
+        if joined.type != "joined":
+            raise RuntimeError(f"join answered {joined.type} {joined.code}: {joined.message}")
+        self.c[Slot.JOINED] += 1
+        self.members += 1
+        return client
+
+    async def guest_tokens(self, count: int) -> list[str]:
+        if not self.cfg.get("join_code"):
+            return ["baseline"] * count
+        sem = asyncio.Semaphore(32)
+        async with httpx.AsyncClient(base_url=self.cfg["http"], timeout=60) as http:
+
+            async def one(i: int) -> str:
+                async with sem:
+                    body = {"join_code": self.cfg["join_code"], "display_name": f"guest {self.wid}-{i}"}
+                    for attempt in range(5):
+                        r = await http.post("/api/v1/meetings/join", json=body)
+                        if r.status_code == 200:
+                            return str(r.json()["guest_token"])
+                        await asyncio.sleep(0.2 * (attempt + 1))
+                    raise RuntimeError(f"join: {r.status_code} {r.text[:200]}")
+
+            return await asyncio.gather(*(one(i) for i in range(count)))
+
+    async def setup(self, params: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        urls: list[str] = self.cfg["urls"]
+        indexes: list[int] = params["indexes"]
+        if len(self.tokens) < len(indexes):
+            self.tokens = await self.guest_tokens(len(indexes))
+        tokens = self.tokens[: len(indexes)]
+        sem = asyncio.Semaphore(params.get("concurrency", 100))
+        failures: list[str] = []
+
+        async def one(i: int, token: str) -> None:
+            order = urls[i % len(urls) :] + urls[: i % len(urls)]
+            st = State(i, order, token, self.track)
+            async with sem:
+                try:
+                    self.clients.append(await self.connect(st, order[0]))
+                except Exception as err:
+                    self.c[Slot.ERRORS] += 1
+                    if len(failures) < 5:
+                        failures.append(f"{type(err).__name__}: {err}")
+
+        await asyncio.gather(*(one(i, t) for i, t in zip(indexes, tokens, strict=True)))
+        return {"ok": len(self.clients), "failures": failures, "seconds": time.monotonic() - started}
+
+    async def _reconnect(self, old: Client, st: State) -> None:
+        for attempt in range(20):
+            url = st.urls[(attempt + 1) % len(st.urls)]
+            try:
+                client = await self.connect(st, url, since=st.seq)
+            except Exception:
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0) * (0.5 + random.random()))
+                continue
+            self.clients = [client if c is old else c for c in self.clients]
+            self.c[Slot.RECONNECTED] += 1
+            self.last_reconnect = time.time()
+            return
+        self.c[Slot.ERRORS] += 1
+
+    async def townhall(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Asks and votes at this worker's share of the rates, round-robin over its clients."""
+        asks_s, votes_s, duration = params["asks_per_s"], params["votes_per_s"], params["duration"]
+        start = time.monotonic()
+        asked = voted = 0
+        ask_rr = itertools.cycle(range(len(self.clients)))
+        vote_rr = itertools.cycle(range(len(self.clients)))
+        while (elapsed := time.monotonic() - start) < duration:
+            while asked < asks_s * elapsed:
+                client = self.clients[next(ask_rr)]
+                idx = self.wid * 1_000_000 + asked
+                text = f"bench {idx} {time.time_ns()} w{self.wid}"
+                client.send(encode({"type": "ask", "room": self.room, "text": text, "ref": f"a{idx}"}))
+                asked += 1
+            while voted < votes_s * elapsed:
+                client = self.clients[next(vote_rr)]
+                st: State = client.user
+                choices = [q for q in itertools.islice(st.questions, 0, 64) if q not in st.voted]
+                voted += 1
+                if choices:
+                    qid = random.choice(choices)
+                    st.voted.add(qid)
+                    client.send(encode({"type": "vote", "room": self.room, "question_id": qid, "up": True}))
+            self.c[Slot.SENT] = asked + voted
+            await asyncio.sleep(0.01)
+        return {"asked": asked, "vote_ticks": voted, "voted": sum(len(c.user.voted) for c in self.clients)}
+
+    def verify(self, expected: dict[str, int]) -> dict[str, Any]:
+        bad = missing = extra = wrong = 0
+        example = ""
+        for client in self.clients:
+            got: dict[str, int] = client.user.questions
+            if got != expected:
+                bad += 1
+                missing += len(expected.keys() - got.keys())
+                extra += len(got.keys() - expected.keys())
+                wrong += sum(1 for k in expected.keys() & got.keys() if got[k] != expected[k])
+                if not example:
+                    diff = [(k, got.get(k), v) for k, v in expected.items() if got.get(k) != v][:3]
+                    example = f"client {client.user.index}: {len(got)} vs {len(expected)} questions; {diff}"
+        return {
+            "clients": len(self.clients),
+            "bad": bad,
+            "missing": missing,
+            "extra": extra,
+            "wrong": wrong,
+            "example": example,
+        }
+
+    async def leave_close(self) -> dict[str, Any]:
+        self.closing = True
+        failures = 0
+
+        async def one(client: Client) -> None:
+            nonlocal failures
+            try:
+                await self.request(client, {"type": "leave", "room": self.room}, timeout=20)
+            except Exception:
+                failures += 1
+            client.close()
+
+        sem = asyncio.Semaphore(200)
+
+        async def bounded(client: Client) -> None:
+            async with sem:
+                await one(client)
+
+        await asyncio.gather(*(bounded(c) for c in self.clients))
+        for _ in range(100):
+            if self.c[Slot.CONNECTED] <= 0:
+                break
+            await asyncio.sleep(0.05)
+        self.clients = []
+        self.closing = False
+        return {"leave_failures": failures}
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _publish_counters(self) -> None:
+        for i, v in enumerate(self.c):
+            self.shm[self.base + i] = v
+
+    async def _ticker(self) -> None:
+        while True:
+            self._publish_counters()
+            await asyncio.sleep(0.05)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def read_commands() -> None:  # a thread: the pipe must stay blocking for large answers
+            while True:
+                try:
+                    command = self.pipe.recv()
+                except (EOFError, OSError):
+                    command = ("quit", None)
+                loop.call_soon_threadsafe(self.commands.put_nowait, command)
+                if command[0] == "quit":
+                    return
+
+        threading.Thread(target=read_commands, daemon=True).start()
+        ticker = loop.create_task(self._ticker())
+        try:
+            while True:
+                name, params = await self.commands.get()
+                result: Any = None
+                if name == "setup":
+                    result = await self.setup(params)
+                elif name == "members":
+                    self.members = len([c for c in self.clients if not c.closed])
+                    self.pending.clear()
+                elif name == "lat_reset":
+                    self.lat, self.stride, self.nsample = array("I"), 1, 0
+                elif name == "lat":
+                    result = {"lat": self.lat.tobytes(), "stride": self.stride}
+                elif name == "townhall":
+                    result = await self.townhall(params)
+                elif name == "verify":
+                    result = self.verify(params)
+                elif name == "leave_close":
+                    result = await self.leave_close()
+                elif name == "abort_all":
+                    self.closing = True
+                    for client in self.clients:
+                        client.abort()
+                    self.clients = []
+                elif name == "seqs":
+                    seqs = [c.user.seq for c in self.clients if not c.closed]
+                    result = {"n": len(seqs), "min": min(seqs, default=None), "max": max(seqs, default=None)}
+                elif name == "info":
+                    result = {"last_reconnect": self.last_reconnect, "errors": self.error_samples}
+                elif name == "quit":
+                    self.closing = True
+                    for client in self.clients:
+                        client.close()
+                    await asyncio.sleep(0.2)
+                    self.pipe.send(("quit", None))
+                    return
+                self._publish_counters()
+                self.pipe.send((name, result))
+        finally:
+            ticker.cancel()
+
+
+def raise_nofile() -> int:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def worker_main(wid: int, cfg: dict[str, Any], pipe: Connection, shm: Any) -> None:
+    """Entry point of a client process."""
+    import uvloop
+
+    raise_nofile()
+    uvloop.run(Worker(wid, cfg, pipe, shm).run())
