@@ -37,6 +37,10 @@ class CloseCode:
     """A frame over 64 KiB."""
     RESTARTING: Final = 1012
     """The server is restarting; reconnect elsewhere and recover with `since`."""
+    INTERNAL_ERROR: Final = 1011
+    """The server could not rebuild a room's state for this connection; reconnect and join again."""
+    TRY_AGAIN_LATER: Final = 1013
+    """Redis was unreachable at `auth`, so the personal room could not be joined; reconnect later."""
 
 
 class ErrorCode:
@@ -86,6 +90,8 @@ class Join(ClientFrame, tag="join", kw_only=True):
 
 
 class Leave(ClientFrame, tag="leave", kw_only=True):
+    """Stop receiving a room's events; answered with `reply` whether or not the room was joined."""
+
     room: str
 
 
@@ -147,6 +153,14 @@ class Pong(ServerFrame, tag="pong", kw_only=True):
 
 
 class Event(ServerFrame, kw_only=True):
-    """A room event. Subclasses carry the payload; the wire form also has `seq`, added by the broker."""
+    """A room event. Subclasses carry the payload and an explicit tag (`tag="question.created"`).
+
+    The wire form also has `seq` (an int, 1 more than the room's previous event), which the broker
+    splices into the encoded bytes once Redis has assigned it: a handler never sets it. Clients
+    that decode events with these types can treat `seq` as an extra field.
+    """
 
     room: str
+
+
+CORE_SERVER_FRAMES: Final = (Welcome, Joined, Reply, Error, Pong)

@@ -4,7 +4,9 @@
   `@router.on(Ask) async def ask(session, frame) -> data` — the gateway wraps the returned data
   in a `reply` with the frame's `ref`; a handler raises `FrameError` to answer with `error`.
 - A `RoomPolicy` per room family (Phoenix's `join/3`): which room names it owns, who may join,
-  and the snapshot a joiner gets. Joining is the one place where room authorisation happens.
+  the snapshot a joiner gets, and whether the room tracks presence. Joining is the one place
+  where room authorisation happens: handlers of frames that name a room check the caller's
+  right to act there themselves (being joined is not required to act).
 - An `Authenticator` turns the `auth` frame's token into an `Identity`.
 
 Handlers and policies receive untrusted input: every frame field came from the network.
@@ -95,7 +97,15 @@ class RoomPolicy(Protocol):
         ...
 
     async def snapshot(self, session: SessionView, room: str) -> Any:
-        """The current state a joiner gets with `recovered: false` (msgspec-encodable), or UNSET for none."""
+        """The current state a joiner gets with `recovered: false` (msgspec-encodable), or UNSET for none.
+
+        Read it from the source of truth after the join's cursor: events published after that
+        are delivered on top of it, so the state must already contain everything up to it.
+        """
+        ...
+
+    def tracks_presence(self, room: str) -> bool:
+        """True if `room` counts its distinct users (`presence {count}` events, the count for snapshots)."""
         ...
 
 

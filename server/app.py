@@ -22,12 +22,21 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
 from channels.broker import Broker
+from channels.gateway import GatewayConfig, GatewayPlugin
+from channels.metrics import Metrics
+from channels.presence import PresenceTracker
+from channels.rooms import UserRoomPolicy
+from channels.seams import RoomPolicy
 from server import ops
 from server.auth import routes as auth_routes
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
+from server.meetings.policy import MeetingRoomPolicy
+from server.notifications.service import unread_count
+from server.protocol import CLIENT_FRAMES, SERVER_FRAMES
 from server.qa import routes as qa_routes
+from server.realtime import authenticator
 from server.services import Services
 from server.settings import Settings, load_settings
 from server.web import routes as web
@@ -42,12 +51,15 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
     redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    metrics = Metrics()
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix),
+        broker=Broker(redis, settings.redis_prefix, metrics=metrics),
+        metrics=metrics,
     )
+    gateway = realtime_gateway(services)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -72,6 +84,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[ops.router, web.router, auth_routes.router, meeting_routes.router, qa_routes.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
+        plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_id_middleware],
         request_max_body_size=MAX_BODY_BYTES,
@@ -85,6 +98,31 @@ def create_app(settings: Settings) -> Litestar:
         state=State({"services": services}),
         logging_config=None,  # roomcast configures logging itself (server.logs)
         debug=False,
+    )
+
+
+def realtime_gateway(services: Services) -> GatewayPlugin:
+    """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
+    settings = services.settings
+    presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
+    policies: list[RoomPolicy] = [
+        UserRoomPolicy(),
+        MeetingRoomPolicy(services, presence_count=presence.count),
+    ]
+    return GatewayPlugin(
+        GatewayConfig(
+            broker=services.broker,
+            authenticator=authenticator(services, unread=unread_count),
+            policies=policies,
+            routers=[],
+            client_frames=CLIENT_FRAMES,
+            server_frames=SERVER_FRAMES,
+            presence=presence,
+            metrics=services.metrics,
+            allowed_origins=settings.allowed_origins,
+            heartbeat_s=settings.heartbeat_s,
+            public_url=settings.public_url,
+        )
     )
 
 

@@ -106,9 +106,14 @@ def serve(host: str, port: int, workers: int, no_migrate: bool) -> None:
         options = {
             "host": host,
             "port": port,
-            "ws": "websockets",
+            # sansio: the maintained implementation; it closes frames over ws_max_size with 1009, writes
+            # close 1012 to every socket on shutdown, and drops a peer whose pong is ws_ping_timeout late,
+            # so a silent peer is gone within two heartbeats. ASGI apps cannot send pings themselves.
+            "ws": "websockets-sansio",
             "ws_max_size": 64 * 1024,
-            "ws_ping_interval": None,  # the gateway sends its own pings every heartbeat_s
+            "ws_ping_interval": float(ready.heartbeat_s),
+            "ws_ping_timeout": float(ready.heartbeat_s),
+            "ws_per_message_deflate": False,  # would compress each fan-out frame once per socket
             "lifespan": "on",
             "log_config": None,
             "timeout_graceful_shutdown": 8,

@@ -1,4 +1,4 @@
-"""Operational endpoints: liveness and readiness."""
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.services import Services
 
@@ -50,4 +51,31 @@ async def _check(probe: Any) -> str:
     return "ok"
 
 
-router = Router(path="/", route_handlers=[live, ready])
+@get("/metrics", tags=["ops"], include_in_schema=False)
+async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
+    """Prometheus text: this process's realtime metrics, plus job outcomes counted in Redis by every worker."""
+    body = services.metrics.render()
+    try:
+        pending: Any = services.redis.hgetall(services.key("jobs", "stats"))
+        stats = await asyncio.wait_for(pending, CHECK_TIMEOUT_S)
+    except Exception:
+        stats = {}
+    if stats:
+        lines = [
+            "# HELP roomcast_jobs_total Jobs finished, by function and outcome (all workers)",
+            "# TYPE roomcast_jobs_total counter",
+        ]
+        for field, count in sorted(stats.items()):
+            function, _, outcome = (field.decode() if isinstance(field, bytes) else str(field)).rpartition(":")
+            lines.append(
+                f'roomcast_jobs_total{{function="{_label(function)}",outcome="{_label(outcome)}"}} {int(count)}'
+            )
+        body += ("\n".join(lines) + "\n").encode()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+router = Router(path="/", route_handlers=[live, ready, metrics])

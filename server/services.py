@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
 from channels.broker import Broker
+from channels.metrics import Metrics
 from server.db import Database
 from server.settings import Settings
 
@@ -24,6 +25,8 @@ class Services:
     redis: Redis
     broker: Broker
     """Publishes room events (REST handlers and frame handlers alike)."""
+    metrics: Metrics = field(default_factory=Metrics)
+    """This app's Prometheus registry (`/metrics`); the realtime core's metrics live in it."""
 
     def key(self, *parts: str) -> str:
         """`<prefix>:<part>:<part>...`, the only way roomcast names a Redis key."""

@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The server's public base URL, used for OAuth redirects and webhook addresses."""
     heartbeat_s: int = 25
     """Seconds between WebSocket pings; a peer that misses two is dropped."""
+    presence_ttl_s: int = 15
+    """Seconds a server's presence entries outlive it (after SIGKILL, counts drop within this time)."""
     access_token_ttl_s: int = 900
     """Lifetime of an access token."""
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -155,6 +157,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "register_per_hour": ("ROOMCAST_REGISTER_PER_HOUR", _positive_int),
     "public_url": ("ROOMCAST_PUBLIC_URL", _HTTP),
     "heartbeat_s": ("ROOMCAST_HEARTBEAT_S", _positive_int),
+    "presence_ttl_s": ("ROOMCAST_PRESENCE_TTL_S", _positive_int),
     "access_token_ttl_s": ("ROOMCAST_ACCESS_TOKEN_TTL_S", _positive_int),
     "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),

@@ -1,0 +1,226 @@
+"""Joining, leaving and resynchronising rooms: where policies, the broker and presence meet.
+
+A join is: the policy authorises; the broker subscribes this process to the room and starts
+buffering the member's live events; presence counts the user in; Redis gives the room's cursor
+(epoch, seq and, with `since`, the missed events); the policy builds a snapshot unless the
+history covered `since`; then, without awaiting, `joined` is queued, the replay follows, the
+buffered events newer than the cursor follow that, and the member goes live. Because the
+subscription exists before the cursor is read, no event falls between replay and live
+delivery, and the seq filter drops the ones both saw.
+
+An unsolicited `joined` (no `ref`, `recovered: false`, fresh snapshot) takes the same path
+when the broker reports that this process may have missed events of a room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from channels.broker import Broker, Subscriber, Subscription
+from channels.presence import PresenceTracker
+from channels.protocol import CloseCode, ErrorCode, FrameError, Join, Joined, ServerFrame
+from channels.seams import RoomPolicy, SessionView
+
+log = logging.getLogger("roomcast.rooms")
+
+MAX_ROOM_NAME: Final = 200
+RESYNC_CONCURRENCY: Final = 16
+"""Snapshots built at once when many local members of one room need an unsolicited `joined`."""
+
+
+class Member(SessionView, Subscriber, Protocol):
+    """What the room layer needs of a connection (the gateway's session implements it)."""
+
+    @property
+    def subscriptions(self) -> dict[str, Subscription]: ...
+
+    def encode(self, frame: ServerFrame) -> Any:
+        """The frame ready for this connection's wire format; raises if it cannot be encoded."""
+        ...
+
+    def push(self, prepared: Any) -> None:
+        """Queue an encoded frame without blocking."""
+        ...
+
+    def close(self, code: int, reason: str) -> None: ...
+
+
+class UserRoomPolicy:
+    """`user:<id>`: that user alone. The gateway joins every connection to its own at `auth`.
+
+    `snapshot` lets the application give the room a snapshot; by default `joined` has none.
+    """
+
+    def __init__(self, snapshot: Callable[[SessionView, str], Awaitable[Any]] | None = None) -> None:
+        self._snapshot = snapshot
+
+    def owns(self, room: str) -> bool:
+        return room.startswith("user:")
+
+    async def authorize(self, session: SessionView, room: str) -> None:
+        if room != f"user:{session.identity.user_id}":
+            raise FrameError(ErrorCode.FORBIDDEN, "a user room is open to that user alone")
+
+    async def snapshot(self, session: SessionView, room: str) -> Any:
+        return msgspec.UNSET if self._snapshot is None else await self._snapshot(session, room)
+
+    def tracks_presence(self, room: str) -> bool:
+        return False
+
+
+class RoomHub:
+    """The room side of the gateway: one per process, shared by every connection."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        policies: Sequence[RoomPolicy],
+        presence: PresenceTracker | None = None,
+        *,
+        max_rooms_per_session: int = 100,
+    ) -> None:
+        self.broker = broker
+        self.policies = list(policies)
+        self.presence = presence
+        self.max_rooms_per_session = max_rooms_per_session
+        broker.on_resync = self._resync
+
+    def policy_for(self, room: str) -> RoomPolicy | None:
+        for policy in self.policies:
+            if policy.owns(room):
+                return policy
+        return None
+
+    def _tracked(self, policy: RoomPolicy, room: str) -> bool:
+        return self.presence is not None and policy.tracks_presence(room)
+
+    async def join(self, session: Member, frame: Join) -> None:
+        """Answer a `join`: queue `joined` (with replay or snapshot), or raise `FrameError`."""
+        room = frame.room
+        policy = self.policy_for(room) if 0 < len(room) <= MAX_ROOM_NAME else None
+        if policy is None:
+            raise FrameError(ErrorCode.NOT_FOUND, f"no such room: {room[:MAX_ROOM_NAME]!r}")
+        rejoin = room in session.subscriptions
+        if not rejoin and len(session.subscriptions) >= self.max_rooms_per_session:
+            raise FrameError(ErrorCode.BAD_REQUEST, f"at most {self.max_rooms_per_session} rooms per connection")
+        if frame.since is not None and frame.since < 0:
+            raise FrameError(ErrorCode.BAD_REQUEST, "since must be a seq (>= 0)")
+        await policy.authorize(session, room)
+        await self._enter(session, policy, room, frame.since, frame.epoch, frame.ref, welcome=None)
+
+    async def join_own_room(self, session: Member, welcome: ServerFrame) -> None:
+        """At `auth`: join `user:<id>` silently, queueing `welcome` before any of its events."""
+        room = f"user:{session.identity.user_id}"
+        policy = self.policy_for(room)
+        if policy is None:
+            raise RuntimeError("no policy owns user rooms: add channels.rooms.UserRoomPolicy")
+        await self._enter(session, policy, room, None, None, None, welcome=welcome)
+
+    async def _enter(
+        self,
+        session: Member,
+        policy: RoomPolicy,
+        room: str,
+        since: int | None,
+        epoch: str | None,
+        ref: str | None,
+        *,
+        welcome: ServerFrame | None,
+    ) -> None:
+        rejoin = room in session.subscriptions
+        tracked = self._tracked(policy, room)
+        try:
+            sub, generation = await self.broker.attach(session, room)
+        except BaseException:
+            if rejoin:
+                await self.leave(session, room)  # the old membership went with the failed attach
+            raise
+        session.subscriptions[room] = sub
+        entered = rejoin and tracked
+        try:
+            if tracked and not entered:
+                assert self.presence is not None
+                await self.presence.enter(room, session.identity.user_id)
+                entered = True
+            cursor = await self.broker.cursor(room, since, epoch)
+            if welcome is not None:
+                first = session.encode(welcome)
+            else:
+                snapshot = msgspec.UNSET if cursor.recovered else await policy.snapshot(session, room)
+                joined = Joined(
+                    room=room,
+                    seq=cursor.seq,
+                    epoch=cursor.epoch,
+                    recovered=cursor.recovered,
+                    ref=ref,
+                    snapshot=snapshot,
+                )
+                first = session.encode(joined)
+        except BaseException:
+            if entered:
+                await self.leave(session, room)
+            else:
+                session.subscriptions.pop(room, None)
+                self.broker.detach(sub)
+            raise
+
+        def prelude() -> None:
+            session.push(first)
+            for envelope in cursor.events:
+                session.deliver(envelope)
+
+        self.broker.activate(sub, generation, cursor.epoch, cursor.seq, prelude)
+        log.debug(
+            "room.joined",
+            extra={"session_id": session.session_id, "room": room, "seq": cursor.seq, "replayed": len(cursor.events)},
+        )
+
+    async def leave(self, session: Member, room: str) -> None:
+        sub = session.subscriptions.pop(room, None)
+        if sub is None:
+            return
+        self.broker.detach(sub)
+        policy = self.policy_for(room)
+        if policy is not None and self._tracked(policy, room):
+            assert self.presence is not None
+            try:
+                await self.presence.leave(room, session.identity.user_id)
+            except Exception:
+                log.warning("presence.leave_failed", extra={"session_id": session.session_id, "room": room})
+
+    async def leave_all(self, session: Member) -> None:
+        """Called once a connection is gone: detach from everything first (no await), then presence."""
+        rooms = list(session.subscriptions)
+        for room in rooms:
+            sub = session.subscriptions.get(room)
+            if sub is not None:
+                self.broker.detach(sub)
+        for room in rooms:
+            await self.leave(session, room)
+
+    async def _resync(self, room: str, members: list[tuple[Subscription, int]]) -> None:
+        policy = self.policy_for(room)
+        if policy is None:
+            return
+        cursor = await self.broker.cursor(room)
+        limit = asyncio.Semaphore(RESYNC_CONCURRENCY)
+
+        async def one(sub: Subscription, generation: int) -> None:
+            session: Member = sub.subscriber  # type: ignore[assignment]  # only Members attach
+            try:
+                async with limit:
+                    snapshot = await policy.snapshot(session, room)
+                joined = Joined(room=room, seq=cursor.seq, epoch=cursor.epoch, recovered=False, snapshot=snapshot)
+                prepared = session.encode(joined)
+            except Exception:
+                log.exception("room.resync_snapshot_failed", extra={"session_id": session.session_id, "room": room})
+                session.close(CloseCode.INTERNAL_ERROR, "could not rebuild the room's state; reconnect")
+                return
+            self.broker.activate(sub, generation, cursor.epoch, cursor.seq, lambda: session.push(prepared))
+
+        await asyncio.gather(*(one(sub, generation) for sub, generation in members))
