@@ -6,7 +6,7 @@
 Without `--url` it starts one `roomcast serve` on a fresh database of the local PostgreSQL
 (`BENCH_PG_URL`) and the local Redis (`BENCH_REDIS_URL`) with the per-address register limit
 lifted, and removes both afterwards. Against `--url`, the server's own limits apply: every
-request comes from one address, so `ROOMCAST_REGISTER_PER_HOUR` (default 60) caps `--users`.
+request comes from one address, so `ROOMCAST_REGISTER_PER_HOUR` (default 1000) caps `--users`.
 
 Phases, each printed as one row:
 1. register `--users` accounts, `--concurrency` at a time (argon2 hash + insert + session);
