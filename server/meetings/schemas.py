@@ -16,7 +16,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 Status = Literal["scheduled", "live", "ended", "cancelled"]
 Moderation = Literal["post", "pre"]
-AwareDatetime = Annotated[datetime, Meta(tz=True, description="ISO 8601 with a time zone (Z or an offset)")]
+Timestamp = Annotated[datetime, Meta(description="ISO 8601; `Z` or an offset, UTC when neither is given")]
 QuestionLength = Annotated[int, Meta(ge=1, le=2000)]
 BlockedWord = Annotated[str, Meta(min_length=1, max_length=50)]
 BlockedWords = Annotated[list[BlockedWord], Meta(max_length=200)]
@@ -74,8 +74,8 @@ class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     title: str
     """1..200 characters after trimming."""
     description: str | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
     """Not before `starts_at`."""
     settings: SettingsIn | None = None
 
@@ -85,8 +85,8 @@ class MeetingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     title: str | UnsetType = UNSET
     description: str | UnsetType | None = UNSET
-    starts_at: AwareDatetime | UnsetType | None = UNSET
-    ends_at: AwareDatetime | UnsetType | None = UNSET
+    starts_at: Timestamp | UnsetType | None = UNSET
+    ends_at: Timestamp | UnsetType | None = UNSET
     settings: SettingsPatch | UnsetType = UNSET
     status: Status | UnsetType = UNSET
     """`scheduled` -> `live` -> `ended`; any -> `cancelled`. Anything else is 409."""

@@ -20,7 +20,7 @@ import binascii
 import logging
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
@@ -33,7 +33,6 @@ from server.errors import bad_request, conflict, forbidden, not_found
 from server.meetings.codes import ALPHABET, LENGTH, new_join_code, normalise_join_code
 from server.meetings.events import publish_meeting_updated, remove_from_rooms
 from server.meetings.schemas import (
-    AwareDatetime,
     Joined,
     JoinIn,
     Meeting,
@@ -137,7 +136,7 @@ def _encode_cursor(created_at: datetime, meeting_id: uuid.UUID) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=tuple[AwareDatetime, uuid.UUID])
+        return msgspec.json.decode(raw, type=tuple[Annotated[datetime, msgspec.Meta(tz=True)], uuid.UUID])
     except (binascii.Error, ValueError, msgspec.DecodeError):  # msgspec's errors are ValueErrors too
         raise bad_request("the cursor is malformed; pass next_cursor from the previous page unchanged") from None
 
@@ -195,7 +194,10 @@ def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
 
 
 def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
+    """`value` in UTC; a time without a zone is taken to be UTC already (SPEC: times are UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def insert_meeting(
@@ -248,7 +250,8 @@ async def create_meeting(services: Services, owner_id: uuid.UUID, body: MeetingC
     """A new `scheduled` meeting owned by `owner_id`, settings defaulted as the SPEC says."""
     title = _title(body.title)
     description = _description(body.description)
-    _check_times(body.starts_at, body.ends_at)
+    starts_at, ends_at = _utc(body.starts_at), _utc(body.ends_at)
+    _check_times(starts_at, ends_at)
     settings = _checked_settings(body.settings or MeetingSettings())
     async with services.db.pool.acquire() as connection:
         meeting = await insert_meeting(
@@ -256,8 +259,8 @@ async def create_meeting(services: Services, owner_id: uuid.UUID, body: MeetingC
             owner_id=owner_id,
             title=title,
             description=description,
-            starts_at=_utc(body.starts_at),
-            ends_at=_utc(body.ends_at),
+            starts_at=starts_at,
+            ends_at=ends_at,
             settings=settings,
         )
     log.info("meetings.created", extra={"meeting_id": str(meeting.id), "owner_id": str(owner_id)})
