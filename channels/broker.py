@@ -462,6 +462,7 @@ class Broker:
             "health_check_interval": 0,
             "socket_timeout": None,
             "protocol": 2,
+            "client_name": f"{self.prefix}:pubsub",  # so operators (and tests) can find it in CLIENT LIST
         }
         return pool.connection_class(**kwargs)
 

@@ -29,8 +29,9 @@ The client (JSON by default, MessagePack with `msgpack=True`):
 
     connect(url, token=None)            # no auth: send frames yourself (`ws.send`, `ws.send_raw`)
     connect(url, token, read=False)     # a client that does not read (slow-consumer tests); call
-                                        # `ws.start_reading()` later; `max_queue` sets how much the
-                                        # websockets library buffers before it stops reading
+                                        # `ws.start_reading()` later (`await ws.stop_reading()` pauses
+                                        # one that did); `max_queue` sets how much the websockets
+                                        # library buffers before it stops reading the socket
     connect(url, token, origin="https://evil.example")
 
 `test_broker(redis_url, prefix)` is a real `Broker` in the test process on the servers' Redis
@@ -155,6 +156,14 @@ class WsClient:
         if self._reader is None:
             self._reader = asyncio.create_task(self._read())
 
+    async def stop_reading(self) -> None:
+        """Stop consuming: the websockets library buffers `max_queue` frames, then stops reading the socket."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
     async def _read(self) -> None:
         try:
             async for message in self.connection:
@@ -166,11 +175,10 @@ class WsClient:
                 self._changed.set()
         except websockets.ConnectionClosed:
             pass
-        finally:
-            rcvd = self.connection.close_rcvd
-            self.close_code = rcvd.code if rcvd is not None else 1006
-            self.close_reason = rcvd.reason if rcvd is not None else ""
-            self._changed.set()
+        rcvd = self.connection.protocol.close_rcvd
+        self.close_code = rcvd.code if rcvd is not None else 1006
+        self.close_reason = rcvd.reason if rcvd is not None else ""
+        self._changed.set()
 
     # sending
     async def send(self, frame: Frame) -> None:
@@ -269,7 +277,7 @@ async def connect(
         subprotocols = ["roomcast.v1.msgpack"] if msgpack else ["roomcast.v1.json"]
     connection = await websockets.connect(
         url,
-        subprotocols=subprotocols,  # type: ignore[arg-type]
+        subprotocols=subprotocols or None,  # type: ignore[arg-type]  # [] offers none
         origin=origin,  # type: ignore[arg-type]
         max_queue=max_queue,
         max_size=max_size,
