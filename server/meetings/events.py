@@ -37,6 +37,14 @@ async def publish_meeting_updated(services: Services, meeting: Meeting) -> None:
         log.exception("meetings.publish_failed", extra={"meeting_id": str(meeting.id), "event": "meeting.updated"})
 
 
+async def close_meeting_rooms(services: Services, meeting_id: uuid.UUID) -> None:
+    """Close (4403) every socket in any of the meeting's rooms, on every process (it was deleted); never raises."""
+    try:
+        await services.broker.disconnect_user("*", meeting_room(meeting_id), CloseCode.REMOVED)
+    except Exception:
+        log.exception("meetings.disconnect_failed", extra={"meeting_id": str(meeting_id), "user_id": "*"})
+
+
 async def remove_from_rooms(services: Services, meeting_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
     """Close (4403) every socket of these users that joined one of the meeting's rooms; never raises.
 

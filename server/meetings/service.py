@@ -31,7 +31,7 @@ from server.auth.service import display_name, normalise_email
 from server.auth.tokens import issue_guest_token
 from server.errors import bad_request, conflict, forbidden, not_found
 from server.meetings.codes import ALPHABET, LENGTH, new_join_code, normalise_join_code
-from server.meetings.events import publish_meeting_updated, remove_from_rooms
+from server.meetings.events import close_meeting_rooms, publish_meeting_updated, remove_from_rooms
 from server.meetings.schemas import (
     Joined,
     JoinIn,
@@ -328,18 +328,12 @@ async def update_meeting(services: Services, meeting_id: uuid.UUID, patch: Meeti
 
 async def delete_meeting(services: Services, meeting_id: uuid.UUID) -> None:
     """Delete the meeting with its members, guests and questions; then close everyone's sockets in its rooms."""
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        people = await connection.fetch(
-            """SELECT owner AS id FROM meetings WHERE id = $1
-               UNION SELECT "user" FROM meeting_members WHERE meeting = $1
-               UNION SELECT id FROM users WHERE guest_meeting_id = $1""",
-            meeting_id,
-        )
+    async with services.db.pool.acquire() as connection:
         deleted = await connection.fetchval("DELETE FROM meetings WHERE id = $1 RETURNING id", meeting_id)
     if deleted is None:
         raise not_found("no such meeting")
-    log.info("meetings.deleted", extra={"meeting_id": str(meeting_id), "people": len(people)})
-    await remove_from_rooms(services, meeting_id, [row["id"] for row in people])
+    log.info("meetings.deleted", extra={"meeting_id": str(meeting_id)})
+    await close_meeting_rooms(services, meeting_id)
 
 
 async def add_presenter(services: Services, meeting_id: uuid.UUID, email: str) -> Presenter:
