@@ -149,7 +149,7 @@ def _leave(ws: ServerConnection, room_name: str) -> None:
 def process_request(connection: ServerConnection, request: Request) -> Response | None:
     if request.path == "/metrics":
         body = (
-            f"roomcast_connections {len(CONNECTIONS)}\n"
+            f"roomcast_ws_connections {len(CONNECTIONS)}\n"
             f"roomcast_rooms {len(ROOMS)}\n"
             f"roomcast_subscribers {sum(len(r.members) for r in ROOMS.values())}\n"
             f"roomcast_frames_out_total {FRAMES_OUT}\n"

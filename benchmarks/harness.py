@@ -7,6 +7,7 @@ CPU and RSS of every process involved, and `phase_row()` turns two snapshots int
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
@@ -15,13 +16,13 @@ import os
 import time
 import uuid
 from array import array
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import msgspec
 
 from benchmarks import report
-from benchmarks.servers import Fleet, RoomcastFleet, cpu_seconds, machine_cpu
+from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu
 from benchmarks.worker import Slot, decode_msg, encode, raise_nofile, worker_main
 from benchmarks.wsclient import Client, open_client
 
@@ -173,6 +174,7 @@ class Harness:
             "machine_busy": busy,
             "machine_total": total,
             "published": self.publisher.sent if self.publisher else 0,
+            "publisher_errors": sum(self.publisher.errors.values()) if self.publisher else 0,
         }
         if isinstance(self.fleet, RoomcastFleet):
             snap["redis"] = self.fleet.redis_stats()
@@ -206,11 +208,14 @@ class Harness:
             "client_cpu_pct": (b["client_cpu"] - a["client_cpu"]) / dt * 100,
             "machine_cpu_pct": (b["machine_busy"] - a["machine_busy"]) / dt * 100,
             "frames_per_server_core_s": frames / server_cpu if server_cpu else None,
-            "errors": (cb["errors"] - ca["errors"]) + (cb["error_frames"] - ca["error_frames"]),
+            "errors": (cb["errors"] - ca["errors"])
+            + (cb["error_frames"] - ca["error_frames"])
+            + (b["publisher_errors"] - a["publisher_errors"]),
             "disconnects": cb["disconnects"] - ca["disconnects"],
             "gaps": cb["gaps"] - ca["gaps"],
             "dups": cb["dups"] - ca["dups"],
             "server_rss": b["server_rss"],
+            "server_rss_mib": b["server_rss"] / 2**20,
             "rss_per_conn_kib": (b["server_rss"] - self.rss0) / cb["connected"] / 1024
             if self.rss0 is not None and cb["connected"]
             else None,
@@ -260,7 +265,7 @@ class Publisher:
     def _on_close(self, client: Client, code: int) -> None:
         self.errors[f"publisher closed {code}"] = self.errors.get(f"publisher closed {code}", 0) + 1
 
-    async def _open(self, url: str, n: int) -> Client:
+    async def open_one(self, url: str, n: int) -> Client:
         client = await open_client(self.h.client, url, self._on_message, self._on_close)
         loop = asyncio.get_running_loop()
         self.waiters["welcome"] = loop.create_future()
@@ -278,9 +283,9 @@ class Publisher:
         n = itertools.count()
         servers = self.h.fleet.servers
         if self.h.fleet.kind == "baseline":
-            self.groups = [[await self._open(s.ws, next(n)) for s in servers] for _ in range(self.per_server)]
+            self.groups = [[await self.open_one(s.ws, next(n)) for s in servers] for _ in range(self.per_server)]
         else:
-            self.groups = [[await self._open(s.ws, next(n))] for _ in range(self.per_server) for s in servers]
+            self.groups = [[await self.open_one(s.ws, next(n))] for _ in range(self.per_server) for s in servers]
 
     def close(self) -> None:
         for group in self.groups:
@@ -341,5 +346,43 @@ class Publisher:
         return False
 
 
-def decode_any(payload: bytes) -> Any:
-    return msgspec.json.decode(payload)
+def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
+    if kind == "baseline":
+        fleet: Fleet = BaselineFleet()
+        fleet.start(args.servers)  # type: ignore[attr-defined]
+        return fleet
+    roomcast = RoomcastFleet(
+        ask_per_minute=limits.get("ask_per_minute", 1_000_000),
+        vote_per_minute=limits.get("vote_per_minute", 1_000_000),
+        log_level=args.log_level,
+        extra_env={},
+        own_redis=args.redis == "own",
+    )
+    try:
+        roomcast.start(args.servers)
+    except BaseException:
+        roomcast.stop()
+        raise
+    return roomcast
+
+
+@contextlib.asynccontextmanager
+async def running(
+    kind: str, args: argparse.Namespace, progress: report.Progress, **limits: int
+) -> AsyncIterator[Harness]:
+    """A fleet of `kind` plus its harness, torn down whatever happens."""
+    progress.note(f"starting {args.servers} {kind} server process(es)")
+    fleet = make_fleet(kind, args, **limits)
+    harness = Harness(fleet, client=args.client, processes=args.processes, progress=progress)
+    try:
+        harness.create_meeting()
+        yield harness
+    finally:
+        if harness.publisher:
+            harness.publisher.close()
+        await harness.stop_workers()
+        if isinstance(fleet, RoomcastFleet):
+            fleet.stop(keep_db=args.keep_db)
+        else:
+            fleet.stop()
+        progress.done()

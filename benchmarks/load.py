@@ -14,54 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 from typing import Any
 
 from benchmarks import report
-from benchmarks.harness import Harness
-from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet
+from benchmarks.harness import Harness, running
 from benchmarks.wsclient import CLIENT_KINDS
-
-
-def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
-    if kind == "baseline":
-        fleet: Fleet = BaselineFleet()
-        fleet.start(args.servers)  # type: ignore[attr-defined]
-        return fleet
-    roomcast = RoomcastFleet(
-        ask_per_minute=limits.get("ask_per_minute", 1_000_000),
-        vote_per_minute=limits.get("vote_per_minute", 1_000_000),
-        log_level=args.log_level,
-        extra_env={},
-    )
-    try:
-        roomcast.start(args.servers)
-    except BaseException:
-        roomcast.stop()
-        raise
-    return roomcast
-
-
-@contextlib.asynccontextmanager
-async def running(kind: str, args: argparse.Namespace, progress: report.Progress, **limits: int) -> Any:
-    """A fleet of `kind` plus its harness, torn down whatever happens."""
-    progress.note(f"starting {args.servers} {kind} server process(es)")
-    fleet = make_fleet(kind, args, **limits)
-    harness = Harness(fleet, client=args.client, processes=args.processes, progress=progress)
-    try:
-        harness.create_meeting()
-        yield harness
-    finally:
-        if harness.publisher:
-            harness.publisher.close()
-        await harness.stop_workers()
-        if isinstance(fleet, RoomcastFleet):
-            fleet.stop(keep_db=args.keep_db)
-        else:
-            fleet.stop()
-        progress.done()
 
 
 def targets(args: argparse.Namespace) -> list[str]:
@@ -203,43 +162,62 @@ async def scenario_idle(args: argparse.Namespace, progress: report.Progress) -> 
 # --- dispatch --------------------------------------------------------------------------------------
 
 
+def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
+    """The options every scenario has; `defaults` overrides some per scenario (argparse parents share them)."""
+    p.add_argument("--target", choices=["roomcast", "baseline", "both"], default="roomcast")
+    p.add_argument("--servers", type=int, default=2, help="server processes")
+    p.add_argument("--processes", type=int, default=2, help="client processes")
+    p.add_argument("--client", choices=CLIENT_KINDS, default="raw", help="client implementation")
+    p.add_argument("--log-level", default="info", help="ROOMCAST_LOG_LEVEL for the servers")
+    p.add_argument(
+        "--redis", choices=["shared", "own"], default="shared", help="127.0.0.1:6379, or a private redis-server"
+    )
+    p.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--publishers", type=int, default=2, help="publisher connections per server")
+    p.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")
+    p.set_defaults(**defaults)
+
+
 def parser() -> argparse.ArgumentParser:
     from benchmarks import scenarios
 
     top = argparse.ArgumentParser(
         prog="python -m benchmarks.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", choices=["roomcast", "baseline", "both"], default="roomcast")
-    common.add_argument("--servers", type=int, default=2, help="server processes (default 2)")
-    common.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
-    common.add_argument("--client", choices=CLIENT_KINDS, default="raw", help="client implementation (default raw)")
-    common.add_argument("--log-level", default="warning", help="ROOMCAST_LOG_LEVEL for the servers")
-    common.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
-    common.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
-    common.add_argument("--warmup", type=float, default=3.0)
-    common.add_argument("--publishers", type=int, default=2, help="publisher connections per server")
-    common.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")
     sub = top.add_subparsers(dest="scenario", required=True)
 
-    p = sub.add_parser("idle", parents=[common], help="1: N idle joined connections: RSS and CPU per connection")
+    p = sub.add_parser(
+        "idle",
+        help="1: N idle joined connections: RSS and CPU per connection",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--clients", type=int, default=20000)
     p.add_argument("--settle", type=float, default=5.0)
-    p.set_defaults(run=scenario_idle, duration=30.0)
+    add_common(p, run=scenario_idle, duration=30.0)
 
-    p = sub.add_parser("fanout", parents=[common], help="2: fan-out saturation, delivery-paced, vs the baseline")
+    p = sub.add_parser(
+        "fanout",
+        help="2: fan-out saturation, delivery-paced, vs the baseline",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--members", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=3)
-    p.set_defaults(run=scenario_fanout, target="both")
+    add_common(p, run=scenario_fanout, target="both")
 
-    p = sub.add_parser("latency", parents=[common], help="3: latency at fractions of the saturation rate")
+    p = sub.add_parser(
+        "latency",
+        help="3: latency at fractions of the saturation rate",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--members", type=int, default=1000)
     p.add_argument("--fractions", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 0.8, 1.0])
     p.add_argument("--rate", type=float, default=0.0, help="saturation events/s to use instead of measuring it")
     p.add_argument("--max-in-flight", type=int, default=400)
-    p.set_defaults(run=scenario_latency)
+    add_common(p, run=scenario_latency)
 
-    scenarios.add_parsers(sub, common)
+    scenarios.add_parsers(sub, add_common)
     return top
 
 

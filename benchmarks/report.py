@@ -21,6 +21,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("p95_ms", "p95 ms", "{:.2f}"),
     ("p99_ms", "p99 ms", "{:.2f}"),
     ("max_ms", "max ms", "{:.1f}"),
+    ("server_rss_mib", "srv RSS MiB", "{:.0f}"),
     ("rss_per_conn_kib", "RSS/conn KiB", "{:.1f}"),
     ("cpu_us_per_frame", "srv µs/frame", "{:.2f}"),
     ("server_cpu_pct", "srv CPU %", "{:.0f}"),

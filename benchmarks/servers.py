@@ -10,6 +10,7 @@ prefix's Redis keys deleted) by `stop()`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import secrets
@@ -19,14 +20,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
 import redis
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -38,6 +41,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion on a fresh loop in a thread (callers may be inside a running loop)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -187,8 +196,18 @@ class BaselineFleet(Fleet):
 
 
 class RoomcastFleet(Fleet):
-    def __init__(self, *, ask_per_minute: int, vote_per_minute: int, log_level: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        ask_per_minute: int,
+        vote_per_minute: int,
+        log_level: str,
+        extra_env: dict[str, str],
+        own_redis: bool = False,
+    ) -> None:
         super().__init__("roomcast")
+        self.redis_proc: subprocess.Popen[bytes] | None = None
+        redis_url = self._start_redis() if own_redis else REDIS_URL
         stamp = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
         self.dbname = f"bench_{stamp}"
         self.prefix = f"bench-{stamp}"
@@ -197,7 +216,7 @@ class RoomcastFleet(Fleet):
         self.env.update(
             {
                 "DATABASE_URL": self.database_url,
-                "REDIS_URL": REDIS_URL,
+                "REDIS_URL": redis_url,
                 "ROOMCAST_REDIS_PREFIX": self.prefix,
                 "ROOMCAST_SECRET_KEY": secrets.token_urlsafe(32),
                 "ROOMCAST_DATA_DIR": str(self.workdir / "data"),
@@ -209,10 +228,29 @@ class RoomcastFleet(Fleet):
             }
         )
         self.env.update(extra_env)
-        self.redis = redis.Redis.from_url(REDIS_URL)
+        self.redis = redis.Redis.from_url(redis_url)
+
+    def _start_redis(self) -> str:
+        """A private redis-server, so INFO commandstats and CPU count only this benchmark."""
+        port = free_port()
+        self.redis_proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            cwd=str(self.workdir),
+            stdout=(self.workdir / "redis.log").open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        client = redis.Redis.from_url(url)
+        for _ in range(100):
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return url
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
 
     def start(self, count: int) -> None:
-        asyncio.run(self._create_db())
+        run_sync(self._create_db())
         migrate = subprocess.run(
             [str(VENV_BIN / "roomcast"), "migrate"], env=self.env, cwd=str(ROOT), capture_output=True, timeout=300
         )
@@ -240,11 +278,14 @@ class RoomcastFleet(Fleet):
         super().stop()
         if not keep_db:
             with contextlib.suppress(Exception):
-                asyncio.run(self._drop_db())
+                run_sync(self._drop_db())
         with contextlib.suppress(redis.RedisError):
             keys = list(self.redis.scan_iter(match=f"{self.prefix}*", count=1000))
             for i in range(0, len(keys), 1000):
                 self.redis.delete(*keys[i : i + 1000])
+        if self.redis_proc is not None:
+            self.redis_proc.terminate()
+            self.redis_proc.wait(10)
 
     async def _drop_db(self) -> None:
         conn = await asyncpg.connect(PG_ADMIN_URL)
