@@ -145,6 +145,8 @@ class WsClient:
         self.connection = connection
         self.msgpack = msgpack
         self.frames: list[Frame] = []
+        self.arrivals: list[float] = []
+        """`time.monotonic()` when each frame of `frames` arrived."""
         self.welcome: Frame | None = None
         self.close_code: int | None = None
         self.close_reason: str = ""
@@ -172,6 +174,7 @@ class WsClient:
                 else:
                     frame = msgspec.json.decode(message)
                 self.frames.append(frame)
+                self.arrivals.append(time.monotonic())
                 self._changed.set()
         except websockets.ConnectionClosed:
             pass
@@ -240,8 +243,12 @@ class WsClient:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
 
     def events(self, room: str, kind: str | None = None) -> list[Frame]:
-        """Every event (a frame with `seq`) of `room` received so far, optionally of one type."""
-        return [f for f in self.frames if f.get("room") == room and "seq" in f and (kind is None or f["type"] == kind)]
+        """Every event (a frame with `seq`, `joined` aside) of `room` received so far, optionally of one type."""
+        return [
+            f
+            for f in self.frames
+            if f.get("room") == room and "seq" in f and f["type"] != "joined" and (kind is None or f["type"] == kind)
+        ]
 
     async def wait_closed(self, timeout: float = 10.0) -> int:
         """The close code the server sent (1006 if the connection just dropped)."""
