@@ -44,7 +44,7 @@ _MISSING = re.compile(r"missing required field `(?P<field>[^`]*)`")
 
 def decode(data: Any, type_: type[T]) -> T:
     """`data` (parsed JSON, untrusted) as `type_`, converted strictly; 400 without a body, 422 if it does not fit."""
-    if data is Empty or data is None:
+    if data is Empty:
         raise bad_request("a JSON request body is required")
     try:
         return msgspec.convert(data, type_, strict=True)
