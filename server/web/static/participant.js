@@ -159,6 +159,10 @@ function enterMeeting(saved) {
   $("meeting-view").hidden = false;
   $("leave").hidden = false;
   $("meeting-title").textContent = "Connecting…";
+  $("questions").replaceChildren(); // a second join in this tab starts from a clean list
+  store.reset([]);
+  snapshotSeen = false;
+  me = null;
   questionList = new KeyedList($("questions"), { create: createItem, update: updateItem });
 
   client = new RoomcastClient({ url: sameOriginWsUrl(), token: () => guest.guest_token });
