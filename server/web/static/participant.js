@@ -184,7 +184,7 @@ function enterMeeting(saved) {
       showJoinForm("Your session has ended. Join again to continue.");
     } else if (reason === "removed") {
       storage.forgetGuest(guest.join_code);
-      showJoinForm("You were removed from this meeting.");
+      showJoinForm("This meeting is no longer available to you: it was deleted, or you were removed from it.");
     }
   });
   client.subscribe(room, {
