@@ -120,13 +120,18 @@ class Fleet:
     kind: str
     servers: list[ServerProc] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="roomcast-bench-")))
+    last_cpu: dict[int, float] = field(default_factory=dict)
 
     @property
     def pids(self) -> list[int]:
         return [s.pid for s in self.servers if s.alive()]
 
     def cpu(self) -> float:
-        return sum(cpu_seconds(p) for p in self.pids)
+        """CPU seconds of every server process so far (a killed one keeps its last reading)."""
+        for server in self.servers:
+            if server.alive():
+                self.last_cpu[server.pid] = cpu_seconds(server.pid)
+        return sum(self.last_cpu.values())
 
     def rss(self) -> int:
         return sum(rss_bytes(p) for p in self.pids)

@@ -87,7 +87,7 @@ PUBLIC = ("live", "answered")
 class State:
     """Per-connection state, kept on `client.user`."""
 
-    __slots__ = ("epoch", "index", "questions", "seq", "token", "track", "urls", "voted", "waiters")
+    __slots__ = ("epoch", "index", "probe", "questions", "seq", "token", "track", "urls", "voted", "waiters")
 
     def __init__(self, index: int, urls: list[str], token: str, track: bool) -> None:
         self.index = index
@@ -96,6 +96,7 @@ class State:
         self.seq: int | None = None
         self.epoch: str | None = None
         self.track = track
+        self.probe = False
         self.questions: dict[str, int] = {}
         self.voted: set[str] = set()
         self.waiters: dict[str, asyncio.Future[Msg]] = {}
@@ -227,7 +228,7 @@ class Worker:
         for fut in st.waiters.values() if st is not None else ():
             if not fut.done():
                 fut.set_exception(ConnectionError(f"closed {code}"))
-        if not self.closing:
+        if not self.closing and not (st is not None and st.probe):
             self.c[Slot.DISCONNECTS] += 1
             if self.reconnect and st is not None:
                 asyncio.get_running_loop().create_task(self._reconnect(client, st))
@@ -246,18 +247,20 @@ class Worker:
         client.send(encode(frame))
         return await asyncio.wait_for(fut, timeout)
 
-    async def connect(self, st: State, url: str, since: int | None = None) -> Client:
+    async def connect(self, st: State, url: str, since: int | None = None, join: bool = True) -> Client:
         client = await open_client(self.kind, url, self.on_message, self.on_close)
         client.user = st
         self.c[Slot.CONNECTED] += 1
         welcome = await self.request(client, {"type": "auth", "token": st.token}, answer="welcome")
         if welcome.type != "welcome":
             raise RuntimeError(f"auth answered {welcome.type} {welcome.code}")
-        join: dict[str, Any] = {"type": "join", "room": self.room}
+        if not join:
+            return client
+        frame: dict[str, Any] = {"type": "join", "room": self.room}
         if since is not None:
-            join["since"] = since
-            join["epoch"] = st.epoch
-        joined = await self.request(client, join)
+            frame["since"] = since
+            frame["epoch"] = st.epoch
+        joined = await self.request(client, frame)
         if joined.type != "joined":
             raise RuntimeError(f"join answered {joined.type} {joined.code}: {joined.message}")
         self.c[Slot.JOINED] += 1
@@ -305,6 +308,27 @@ class Worker:
 
         await asyncio.gather(*(one(i, t) for i, t in zip(indexes, tokens, strict=True)))
         return {"ok": len(self.clients), "failures": failures, "seconds": time.monotonic() - started}
+
+    async def probe(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Open, use and close `count` extra connections: `auth` only, `join` fresh, or `join_since` (recovery)."""
+        mode, count = params["mode"], params["count"]
+        live = [c for c in self.clients if not c.closed and c.user.seq is not None]
+        failures = 0
+        for i in range(count):
+            st = State(-1, self.cfg["urls"], self.tokens[i % len(self.tokens)], False)
+            st.probe = True
+            since = None
+            if mode == "join_since" and live:
+                st.seq, st.epoch = live[0].user.seq, live[0].user.epoch
+                since = st.seq
+            try:
+                client = await self.connect(st, st.urls[i % len(st.urls)], since=since, join=mode != "auth")
+            except Exception:
+                failures += 1
+                continue
+            client.close()
+        await asyncio.sleep(0.2)
+        return {"count": count, "failures": failures}
 
     async def _reconnect(self, old: Client, st: State) -> None:
         for attempt in range(20):
@@ -446,6 +470,8 @@ class Worker:
                     for client in self.clients:
                         client.abort()
                     self.clients = []
+                elif name == "probe":
+                    result = await self.probe(params)
                 elif name == "seqs":
                     seqs = [c.user.seq for c in self.clients if not c.closed]
                     result = {"n": len(seqs), "min": min(seqs, default=None), "max": max(seqs, default=None)}
