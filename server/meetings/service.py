@@ -45,6 +45,7 @@ from server.meetings.schemas import (
     SettingsPatch,
     Status,
 )
+from server.notifications import triggers
 from server.rest import clean_text, invalid
 from server.services import Services
 
@@ -348,14 +349,18 @@ async def add_presenter(services: Services, meeting_id: uuid.UUID, email: str) -
             raise not_found("no such meeting")
         if owner == user_id:
             raise conflict("the owner already runs this meeting")
-        await connection.execute(
+        promoted = await connection.fetchval(
             """INSERT INTO meeting_members (id, meeting, "user", role) VALUES ($1, $2, $3, 'presenter')
-               ON CONFLICT (meeting, "user") DO UPDATE SET role = 'presenter'""",
+               ON CONFLICT (meeting, "user") DO UPDATE SET role = 'presenter'
+               WHERE meeting_members.role <> 'presenter'
+               RETURNING true""",
             uuid.uuid4(),
             meeting_id,
             user_id,
         )
     log.info("meetings.presenter_added", extra={"meeting_id": str(meeting_id), "user_id": str(user_id)})
+    if promoted:
+        await triggers.presenter_added(services, meeting_id, user_id)
     return Presenter(user_id=user_id, role="presenter")
 
 

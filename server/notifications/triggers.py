@@ -1,11 +1,19 @@
-"""What happens in other features that people are told about. Each trigger calls `notify()`."""
+"""What happens in other features that people are told about. Each trigger calls `notify()`.
+
+A trigger runs after the action it reports has committed, so it never undoes or fails that
+action: a notification that cannot be sent is logged with its ids and the action stands.
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from server.notifications.service import notify
 from server.services import Services
+
+log = logging.getLogger("roomcast.notifications")
 
 DISMISS_REASONS = {
     "duplicate": "it was already asked",
@@ -20,9 +28,16 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+async def _send(services: Services, user_id: uuid.UUID, kind: str, title: str, body: str, data: dict[str, Any]) -> None:
+    try:
+        await notify(services, user_id, kind, title, body, data)
+    except Exception:
+        log.exception("notification.failed", extra={"kind": kind, "user_id": str(user_id), **data})
+
+
 async def question_answered(services: Services, question: dict[str, Any]) -> None:
     """Tell the asker (anonymous or guest too: anonymity hides them from others, not from themselves)."""
-    await notify(
+    await _send(
         services,
         question["author"],
         "question.answered",
@@ -34,7 +49,7 @@ async def question_answered(services: Services, question: dict[str, Any]) -> Non
 
 async def question_dismissed(services: Services, question: dict[str, Any]) -> None:
     reason = question["dismiss_reason"]
-    await notify(
+    await _send(
         services,
         question["author"],
         "question.dismissed",
@@ -46,4 +61,17 @@ async def question_dismissed(services: Services, question: dict[str, Any]) -> No
             "reason": reason,
             "merged_into": str(question["merged_into"]) if question["merged_into"] else None,
         },
+    )
+
+
+async def presenter_added(services: Services, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    async with services.db.pool.acquire() as connection:
+        title = await connection.fetchval("SELECT title FROM meetings WHERE id = $1", meeting_id)
+    await _send(
+        services,
+        user_id,
+        "presenter.added",
+        "You are now a presenter",
+        f"You can moderate the Q&A of {title}.",
+        {"meeting_id": str(meeting_id)},
     )
