@@ -7,6 +7,7 @@ on the way out. Features contribute REST routers here; nothing else wires featur
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import AsyncGenerator
@@ -33,9 +34,13 @@ from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
 from server.meetings.policy import MeetingRoomPolicy
+from server.notifications import handlers as notification_handlers
+from server.notifications import triggers
 from server.notifications.service import unread_count
 from server.protocol import CLIENT_FRAMES, SERVER_FRAMES
+from server.qa import handlers as qa_handlers
 from server.qa import routes as qa_routes
+from server.qa.votes import VoteCoalescer
 from server.realtime import authenticator
 from server.services import Services
 from server.settings import Settings, load_settings
@@ -59,7 +64,8 @@ def create_app(settings: Settings) -> Litestar:
         broker=Broker(redis, settings.redis_prefix, metrics=metrics),
         metrics=metrics,
     )
-    gateway = realtime_gateway(services)
+    votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
+    gateway = realtime_gateway(services, votes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -73,6 +79,7 @@ def create_app(settings: Settings) -> Litestar:
             if worker and worker_task:
                 await worker.stop()
                 worker_task.cancel()
+            await votes.close()
             await services.redis.aclose()
             await services.db.close()
             log.info("app.stopped")
@@ -101,20 +108,33 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services) -> GatewayPlugin:
+def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
     policies: list[RoomPolicy] = [
         UserRoomPolicy(),
-        MeetingRoomPolicy(services, presence_count=presence.count),
+        MeetingRoomPolicy(
+            services,
+            presence_count=presence.count,
+            questions_snapshot=functools.partial(qa_handlers.questions_snapshot, services),
+        ),
+    ]
+    routers = [
+        qa_handlers.build_router(
+            services,
+            votes,
+            on_answered=triggers.question_answered,
+            on_dismissed=triggers.question_dismissed,
+        ),
+        notification_handlers.build_router(services),
     ]
     return GatewayPlugin(
         GatewayConfig(
             broker=services.broker,
             authenticator=authenticator(services, unread=unread_count),
             policies=policies,
-            routers=[],
+            routers=routers,
             client_frames=CLIENT_FRAMES,
             server_frames=SERVER_FRAMES,
             presence=presence,

@@ -18,6 +18,7 @@ from tests.support import (
     delete_prefix,
     discover_services,
     server_environment,
+    test_secret,
 )
 
 
@@ -59,7 +60,7 @@ def settings(
         redis_url=services.redis_url,
         redis_prefix=redis_prefix,
         data_dir=tmp_path_factory.mktemp("data"),
-        secret_key="test-secret-key-" + redis_prefix,
+        secret_key=test_secret(redis_prefix),
     )
 
 

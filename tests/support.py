@@ -123,6 +123,14 @@ async def delete_prefix(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
+def test_secret(prefix: str) -> str:
+    """The secret key of a test's servers (32+ bytes, as HS256 wants), so tests can mint their tokens."""
+    return "roomcast-test-secret-key-for-" + prefix
+
+
+test_secret.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 def server_environment(database_url: str, redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     """The environment a roomcast process under test runs with (nothing inherited from a .env)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMCAST_")}
@@ -131,7 +139,7 @@ def server_environment(database_url: str, redis_url: str, prefix: str, **extra: 
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "ROOMCAST_REDIS_PREFIX": prefix,
-            "ROOMCAST_SECRET_KEY": "test-secret-key-" + prefix,
+            "ROOMCAST_SECRET_KEY": test_secret(prefix),
             "ROOMCAST_LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
         }

@@ -13,7 +13,7 @@ import msgspec
 
 from channels.protocol import ClientFrame, ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
-from server.auth.identity import Principal
+from server.meetings.policy import principal_of
 from server.notifications.service import COLUMNS, notification_view, unread_count
 from server.services import Services
 
@@ -35,9 +35,7 @@ NOTIFICATION_CLIENT_FRAMES = (ListNotifications, MarkRead)
 
 
 def _user(session: SessionView) -> uuid.UUID:
-    principal = session.identity.context
-    assert isinstance(principal, Principal)
-    return principal.user_id
+    return principal_of(session).user_id
 
 
 def build_router(services: Services) -> FrameRouter:

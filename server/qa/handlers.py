@@ -15,6 +15,7 @@ from typing import Any
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
 from server.auth.identity import Principal
+from server.meetings.policy import parse_meeting_room, principal_of
 from server.meetings.roles import MODERATORS, Role, role_in
 from server.qa import service
 from server.qa.frames import Ask, Delete, Edit, Merge, Moderate, Similar, SimilarItem, VoteFrame
@@ -34,13 +35,10 @@ async def _no_hook(services: Services, row: service.Row) -> None:
 
 def meeting_of(room: str) -> uuid.UUID:
     """The meeting id in `meeting:<id>` or `meeting:<id>:moderation`."""
-    parts = room.split(":")
-    if len(parts) in (2, 3) and parts[0] == "meeting" and (len(parts) == 2 or parts[2] == "moderation"):
-        try:
-            return uuid.UUID(parts[1])
-        except ValueError:
-            pass
-    raise FrameError(ErrorCode.BAD_REQUEST, "room must be meeting:<id> or meeting:<id>:moderation")
+    parsed = parse_meeting_room(room)
+    if parsed is None:
+        raise FrameError(ErrorCode.BAD_REQUEST, "room must be meeting:<id> or meeting:<id>:moderation")
+    return parsed[0]
 
 
 def parse_id(value: str, field: str) -> uuid.UUID:
@@ -48,12 +46,6 @@ def parse_id(value: str, field: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise FrameError(ErrorCode.BAD_REQUEST, f"{field} is not a valid id") from None
-
-
-def principal_of(session: SessionView) -> Principal:
-    principal = session.identity.context
-    assert isinstance(principal, Principal)
-    return principal
 
 
 def build_router(

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.settings import Settings
-from tests.support import DatabaseFactory, ServerProcess, ServiceUrls, delete_prefix, server_environment
+from tests.support import DatabaseFactory, ServerProcess, ServiceUrls, delete_prefix, server_environment, test_secret
 from tests.wsclient import World
 
 
@@ -42,7 +42,7 @@ async def pair(databases: DatabaseFactory, services: ServiceUrls) -> AsyncIterat
             database_url=database_url,
             redis_url=services.redis_url,
             redis_prefix=prefix,
-            secret_key="test-secret-key-" + prefix,
+            secret_key=test_secret(prefix),
         )
         yield Pair(servers, World(database_url, settings), settings, prefix, services.redis_url)
     finally:
