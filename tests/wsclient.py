@@ -43,11 +43,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -277,13 +279,26 @@ async def connect(
     read: bool = True,
     max_queue: int | None = 64,
     max_size: int | None = 1024 * 1024,
+    rcvbuf: int | None = None,
     timeout: float = 5.0,
 ) -> AsyncIterator[WsClient]:
-    """Open a client; with `token`, authenticate and wait for `welcome` (in `client.welcome`)."""
+    """Open a client; with `token`, authenticate and wait for `welcome` (in `client.welcome`).
+
+    `rcvbuf` caps the client socket's kernel receive buffer (otherwise it grows to tens of MB
+    on loopback), so a client that stops reading pushes back on the server quickly.
+    """
     if subprotocols is None:
         subprotocols = ["roomcast.v1.msgpack"] if msgpack else ["roomcast.v1.json"]
+    sock = None
+    if rcvbuf is not None:
+        parts = urlsplit(url)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (parts.hostname or "127.0.0.1", parts.port or 80))
     connection = await websockets.connect(
         url,
+        sock=sock,
         subprotocols=subprotocols or None,  # type: ignore[arg-type]  # [] offers none
         origin=origin,  # type: ignore[arg-type]
         max_queue=max_queue,

@@ -230,16 +230,23 @@ async def test_the_join_race_neither_loses_nor_duplicates(pair: Pair) -> None:
     meeting = await pair.world.meeting(owner)
     room = f"meeting:{meeting}"
     total = 400
+    members = 16
     done = asyncio.Event()
+    settled = 0  # members whose (last) join has been answered
 
     async def publish() -> None:
         async with test_broker(pair.redis_url, pair.prefix) as broker:
-            for n in range(total):
+            n = 0
+            while n < total or settled < members:  # joins land mid-stream, and a tail follows the last one
                 await broker.publish(Note(room=room, text=str(n)))
-                await asyncio.sleep(0.003 if n % 2 else 0)  # a stream of ~1.5 s that joins land in
+                await asyncio.sleep(0.003 if n % 2 else 0)
+                n += 1
+            for tail in range(50):
+                await broker.publish(Note(room=room, text=f"tail {tail}"))
         done.set()
 
     async def member(index: int) -> tuple[WsClient, int]:
+        nonlocal settled
         await asyncio.sleep(random.uniform(0, 0.8))
         server = pair.servers[index % 2]
         async with connect(server.ws_url, owner.token) as ws:
@@ -252,17 +259,19 @@ async def test_the_join_race_neither_loses_nor_duplicates(pair: Pair) -> None:
                 async with connect(pair.servers[(index + 1) % 2].ws_url, owner.token) as again:
                     back = await again.join(room, since=since, epoch=epoch)
                     assert back["recovered"] is True, back
+                    settled += 1
                     await done.wait()
                     last = await room_seq(pair.redis_url, pair.prefix, room)
                     await again.wait_count(lambda f: f.get("room") == room and f.get("seq") == last, 1, timeout=20)
                     return again, last
+            settled += 1
             await done.wait()
             last = await room_seq(pair.redis_url, pair.prefix, room)
             await ws.wait_count(lambda f: f.get("room") == room and f.get("seq") == last, 1, timeout=20)
             return ws, last
 
     publisher = asyncio.create_task(publish())
-    results = await asyncio.gather(*(member(i) for i in range(16)))
+    results = await asyncio.gather(*(member(i) for i in range(members)))
     await publisher
     final = await room_seq(pair.redis_url, pair.prefix, room)
     assert final >= total
