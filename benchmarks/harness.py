@@ -17,12 +17,13 @@ import time
 import uuid
 from array import array
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks import report
-from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu
+from benchmarks import profile, report
+from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu, pids_named
 from benchmarks.worker import Slot, decode_msg, encode, raise_nofile, worker_main
 from benchmarks.wsclient import Client, open_client
 
@@ -171,6 +172,7 @@ class Harness:
             "server_cpu": self.fleet.cpu(),
             "server_rss": self.fleet.rss(),
             "client_cpu": self.client_cpu(),
+            "postgres_cpu": sum(cpu_seconds(p) for p in pids_named("postgres")),
             "machine_busy": busy,
             "machine_total": total,
             "published": self.publisher.sent if self.publisher else 0,
@@ -207,6 +209,7 @@ class Harness:
             "server_cpu_pct": server_cpu / dt * 100,
             "client_cpu_pct": (b["client_cpu"] - a["client_cpu"]) / dt * 100,
             "machine_cpu_pct": (b["machine_busy"] - a["machine_busy"]) / dt * 100,
+            "postgres_cpu_pct": (b["postgres_cpu"] - a["postgres_cpu"]) / dt * 100,
             "frames_per_server_core_s": frames / server_cpu if server_cpu else None,
             "errors": (cb["errors"] - ca["errors"])
             + (cb["error_frames"] - ca["error_frames"])
@@ -226,6 +229,31 @@ class Harness:
             row["redis_cpu_pct"] = (b["redis"]["cpu"] - a["redis"]["cpu"]) / dt * 100
             row["redis_calls"] = {k: v - calls_a.get(k, 0) for k, v in calls_b.items() if v != calls_a.get(k, 0)}
         return row
+
+    def profile_start(self, tag: str, seconds: float) -> list[tuple[str, Any, Path]]:
+        """py-spy on every live server process for `seconds` (see benchmarks/profile.py)."""
+        handles = []
+        report.RESULTS.mkdir(parents=True, exist_ok=True)
+        for server in self.fleet.servers:
+            if server.alive():
+                path = report.RESULTS / f"profile-{tag}-{server.name}-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+                proc = profile.start(server.pid, seconds, path)
+                if proc is not None:
+                    handles.append((server.name, proc, path))
+        return handles
+
+    async def profile_finish(self, handles: list[tuple[str, Any, Path]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, proc, path in handles:
+            for _ in range(600):
+                if proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            if path.exists():
+                summary = profile.summarize(path)
+                out[name] = {"file": str(path), **summary}
+                self.progress.note(f"profile of {name} ({path}):\n{profile.render(summary)}")
+        return out
 
     async def open_publisher(self, connections: int = 2) -> Publisher:
         self.publisher = Publisher(self, connections)

@@ -46,10 +46,13 @@ async def saturate(
     for rep in range(repeats):
         h.phase = f"saturation {rep + 1}/{repeats}"
         await h.latencies()
+        profiling = h.profile_start(f"{h.fleet.kind}-fanout", args.duration) if args.profile and rep == 0 else []
         a = h.snapshot()
         ok = await pub.windowed(args.window, args.duration)
         b = h.snapshot()
         row = h.phase_row(f"saturation #{rep + 1}", a, b, await h.latencies())
+        if profiling:
+            row["profile"] = await h.profile_finish(profiling)
         row["stalled"] = not ok
         row["publisher_errors"] = dict(pub.errors)
         rows.append(row)
@@ -175,7 +178,10 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
     p.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
     p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--publishers", type=int, default=2, help="publisher connections per server")
+    p.add_argument(
+        "--publishers", type=int, default=16, help="publisher connections per server (roomcast allows 20 frames/s each)"
+    )
+    p.add_argument("--profile", action="store_true", help="py-spy every server process in the first measured phase")
     p.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")
     p.set_defaults(**defaults)
 

@@ -51,6 +51,7 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         connect = await h.connect_clients(args.clients)
         h.phase = f"{args.asks:g} asks/s + {args.votes:g} votes/s"
         await h.latencies()
+        profiling = h.profile_start("townhall", args.duration) if args.profile else []
         a = h.snapshot()
         n = len(h.pipes)
         params = {"asks_per_s": args.asks / n, "votes_per_s": args.votes / n, "duration": args.duration}
@@ -60,6 +61,8 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         await wait_quiet(h, quiet_s=3.0)
         b = h.snapshot()
         row = h.phase_row("town hall", a, b, await h.latencies())
+        if profiling:
+            row["profile"] = await h.profile_finish(profiling)
         asked = sum(r["asked"] for r in acted)
         votes_cast = sum(r["voted"] for r in acted)
         row["events_per_s"] = asked / sent_s
