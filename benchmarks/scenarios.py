@@ -98,6 +98,9 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
             "extra": sum(v["extra"] for v in verdicts),
             "wrong_counts": sum(v["wrong"] for v in verdicts),
             "vote_events_per_client": vote_events / clients if clients else None,
+            "vote_events_per_vote": vote_events / clients / votes_cast if clients and votes_cast else None,
+            "vote_events_closer_than_150ms": sum(v["votes_too_close"] for v in verdicts),
+            "closest_vote_events_ms": 1000 * min(v["closest_vote_events_s"] for v in verdicts) if verdicts else None,
             "vote_events_per_client_per_s": vote_events / clients / sent_s if clients else None,
             "max_vote_events_per_client_per_s_allowed": 5 * len(expected),
         }
@@ -106,6 +109,13 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
                 "every client ends with the DB's exact questions and counts",
                 bad == 0 and clients > 0,
                 f"{bad} of {clients} differ",
+            ),
+            (
+                "question.votes at most every 200 ms per question (watched clients)",
+                summary["vote_events_closer_than_150ms"] == 0,
+                f"{summary['vote_events_closer_than_150ms']} pairs closer than 150 ms "
+                f"(closest {summary['closest_vote_events_ms']:.0f} ms); "
+                f"{summary['vote_events_per_vote'] or 0:.2f} vote events per vote",
             ),
             ("ask-to-everyone p99 reported", row.get("p99_ms") is not None, f"{row.get('p99_ms')} ms"),
             (
