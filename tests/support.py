@@ -222,6 +222,36 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
+def running_workers(env: dict[str, str], count: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` real `roomcast worker` processes (SAQ), stopped with SIGTERM afterwards."""
+    workers = []
+    for _ in range(count):
+        handle, _name = tempfile.mkstemp(prefix="roomcast-worker-", suffix=".log")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "worker"],
+                env=env,
+                cwd=ROOT,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+        os.close(handle)
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+@contextlib.contextmanager
 def running_servers(env: dict[str, str], count: int) -> Iterator[list[ServerProcess]]:
     servers = [ServerProcess(env=dict(env)).start() for _ in range(count)]
     try:

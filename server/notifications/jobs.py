@@ -36,7 +36,7 @@ async def scan_meeting_reminders(ctx: Context) -> int:
             now,
             now + timedelta(seconds=settings.reminder_lead_s),
         )
-    queue = ctx["queue"]
+    queue = ctx["worker"].queue
     for row in rows:
         starts_at = iso_z(row["starts_at"])
         await queue.enqueue(

@@ -283,8 +283,8 @@ async def merge(pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUI
             raise FrameError(ErrorCode.CONFLICT, "cannot merge into a merged or dismissed question")
         await connection.execute(
             """INSERT INTO votes (question, "user")
-               SELECT $2, "user" FROM votes WHERE question = $1
-               UNION SELECT $2, $3
+               SELECT $2::uuid, "user" FROM votes WHERE question = $1
+               UNION SELECT $2::uuid, $3::uuid
                ON CONFLICT DO NOTHING""",
             question_id, into_id, source["author"],
         )  # fmt: skip
