@@ -7,6 +7,7 @@ import io
 
 import httpx
 
+from server.qa.routes import HEADER
 from tests.qa.conftest import Room, ask, moderate
 
 
@@ -25,9 +26,7 @@ async def test_export_content_and_escaping(room: Room) -> None:
     await bob.request({"type": "vote", "room": room.public, "question_id": anonymous["id"], "up": True})
 
     async with httpx.AsyncClient(base_url=room.pair.servers[1].url) as http:
-        response = await http.get(
-            f"/api/v1/meetings/{room.meeting_id}/questions.csv", headers=bearer(room.presenter.token)
-        )
+        response = await http.get(url, headers=bearer(room.presenter.token))
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
@@ -56,16 +55,16 @@ async def test_export_content_and_escaping(room: Room) -> None:
         assert by_id[anonymous["id"]]["text"] == "'@secret"
         assert by_id[anonymous["id"]]["votes"] == "1"
 
-        as_owner = await http.get(f"/api/v1/meetings/{room.meeting_id}/questions.csv", headers=bearer(room.owner.token))
+        as_owner = await http.get(url, headers=bearer(room.owner.token))
         assert as_owner.status_code == 200
 
         participant = await room.pair.world.participant(room.meeting_id, await room.pair.world.user("Pia"))
-        refused = await http.get(f"/api/v1/meetings/{room.meeting_id}/questions.csv", headers=bearer(participant.token))
+        refused = await http.get(url, headers=bearer(participant.token))
         assert refused.status_code == 403
 
         stranger = await room.pair.world.user("Stranger")
-        hidden = await http.get(f"/api/v1/meetings/{room.meeting_id}/questions.csv", headers=bearer(stranger.token))
+        hidden = await http.get(url, headers=bearer(stranger.token))
         assert hidden.status_code == 404
         assert hidden.json()["error"]["code"] == "not_found"
-        nobody = await http.get(f"/api/v1/meetings/{room.meeting_id}/questions.csv")
+        nobody = await http.get(url)
         assert nobody.status_code == 401
