@@ -385,6 +385,7 @@ def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
         log_level=args.log_level,
         extra_env={},
         own_redis=args.redis == "own",
+        uvicorn_ws=args.uvicorn_ws,
     )
     try:
         roomcast.start(args.servers)

@@ -181,6 +181,12 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
     p.add_argument(
         "--publishers", type=int, default=16, help="publisher connections per server (roomcast allows 20 frames/s each)"
     )
+    p.add_argument(
+        "--uvicorn-ws",
+        choices=["websockets", "websockets-sansio", "wsproto"],
+        default=None,
+        help="serve roomcast with this uvicorn --ws instead of `roomcast serve`'s (benchmarks/serve_ws.py)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy every server process in the first measured phase")
     p.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")
     p.set_defaults(**defaults)

@@ -209,8 +209,10 @@ class RoomcastFleet(Fleet):
         log_level: str,
         extra_env: dict[str, str],
         own_redis: bool = False,
+        uvicorn_ws: str | None = None,
     ) -> None:
         super().__init__("roomcast")
+        self.uvicorn_ws = uvicorn_ws
         self.redis_proc: subprocess.Popen[bytes] | None = None
         redis_url = self._start_redis() if own_redis else REDIS_URL
         stamp = time.strftime("%Y%m%d%H%M%S") + secrets.token_hex(3)
@@ -268,6 +270,8 @@ class RoomcastFleet(Fleet):
     def add_server(self) -> ServerProc:
         port = free_port()
         argv = [str(VENV_BIN / "roomcast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"]
+        if self.uvicorn_ws:
+            argv = [sys.executable, "-m", "benchmarks.serve_ws", "--ws", self.uvicorn_ws, "--port", str(port)]
         server = self._spawn(f"roomcast{len(self.servers)}", port, argv, self.env)
         self.servers.append(server)
         return server
