@@ -7,7 +7,6 @@ import io
 
 import httpx
 
-from server.qa.routes import HEADER
 from tests.qa.conftest import Room, ask, moderate
 
 
@@ -25,6 +24,7 @@ async def test_export_content_and_escaping(room: Room) -> None:
     await moderator.request(moderate(room.moderation, plain["id"], "answer", text="+1 yes"))
     await bob.request({"type": "vote", "room": room.public, "question_id": anonymous["id"], "up": True})
 
+    url = f"/api/v1/meetings/{room.meeting_id}/questions.csv"
     async with httpx.AsyncClient(base_url=room.pair.servers[1].url) as http:
         response = await http.get(url, headers=bearer(room.presenter.token))
         assert response.status_code == 200
