@@ -342,8 +342,10 @@ class RoomcastFleet(Fleet):
         r: Any = self.redis
         channels = [c.decode() for c in r.pubsub_channels(f"{self.prefix}*")]
         numsub = dict(r.pubsub_numsub(*channels)) if channels else {}
+        counts = {k.decode().removeprefix(self.prefix + ":"): int(v) for k, v in numsub.items()}
         return {
             "channels": len(channels),
-            "numsub": {k.decode(): int(v) for k, v in numsub.items()},
+            "max_numsub": max(counts.values(), default=0),
+            "meeting_channels": {k: v for k, v in counts.items() if "meeting:" in k},
             "numpat": int(r.pubsub_numpat()),
         }
