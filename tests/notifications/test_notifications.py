@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+import redis.asyncio as aioredis
+
+from channels.broker import Broker
+from server.db import Database
+from server.notifications.jobs import purge_old_notifications
+from server.services import Services
 from tests.qa.conftest import Room, ask, moderate
 
 
@@ -67,3 +76,52 @@ async def test_list_read_and_unread_after_reconnect(room: Room) -> None:
         {"type": "notifications", "before": "x"},
     ):
         assert (await ws.request(bad))["code"] == "bad_request"
+
+
+async def test_becoming_a_presenter_is_notified_once(room: Room) -> None:
+    newcomer = await room.pair.world.user("Nina")
+    ws = await room.client(newcomer, rooms=())
+    rows = await room.sql("SELECT email FROM users WHERE id = $1", newcomer.id)
+    async with httpx.AsyncClient(base_url=room.pair.servers[0].url) as http:
+        for _ in range(2):  # adding twice is idempotent, and so is the notification
+            response = await http.post(
+                f"/api/v1/meetings/{room.meeting_id}/presenters",
+                json={"email": rows[0]["email"]},
+                headers={"Authorization": f"Bearer {room.owner.token}"},
+            )
+            assert response.status_code == 201, response.text
+    event = await ws.wait_for(lambda f: f["type"] == "notification")
+    assert event["notification"]["kind"] == "presenter.added"
+    assert event["notification"]["data"] == {"meeting_id": room.meeting_id}
+    await asyncio.sleep(0.3)
+    assert len([f for f in ws.frames if f["type"] == "notification"]) == 1
+
+
+async def test_old_notifications_are_purged(room: Room) -> None:
+    asker, ws = await room.participant("Alice")
+    moderator = await room.moderator()
+    for n in range(2):
+        question = (await ws.request(ask(room.public, f"Q{n}")))["data"]["question"]
+        await moderator.request(moderate(room.moderation, question["id"], "answer"))
+    await ws.wait_for(lambda f: f["type"] == "notification")
+    await room.sql(
+        """UPDATE notifications SET created_at = now() - interval '91 days'
+           WHERE id = (SELECT id FROM notifications WHERE "user" = $1 ORDER BY created_at LIMIT 1)""",
+        asker.id,
+    )
+    redis = aioredis.Redis.from_url(room.pair.redis_url)
+    services = Services(
+        settings=room.pair.settings,
+        db=Database(room.pair.settings.database_url or ""),
+        redis=redis,
+        broker=Broker(redis, room.pair.prefix),
+    )
+    await services.db.start()
+    try:
+        deleted = await purge_old_notifications({"services": services})  # type: ignore[typeddict-item]
+    finally:
+        await services.db.close()
+        await services.redis.aclose()
+    assert deleted == 1
+    listed = await ws.request({"type": "notifications"})
+    assert len(listed["data"]["items"]) == 1
