@@ -25,3 +25,10 @@ async def test_seed_prints_a_working_join_code_and_login(
     meetings = (await client.get(f"{API}/meetings", headers=auth_header(owner["access_token"]))).json()["items"]
     assert [(m["join_code"], m["status"]) for m in meetings] == [(code, "live")]
     assert (await join_as_guest(client, code, "Visitor"))["meeting_id"] == meetings[0]["id"]
+
+    export = await client.get(
+        f"{API}/meetings/{meetings[0]['id']}/questions.csv", headers=auth_header(owner["access_token"])
+    )
+    lines = export.text.strip().splitlines()
+    assert len(lines) == 1 + 3, "three demo questions, seeded once however often seed runs"
+    assert "What is on the roadmap for next quarter?" in export.text
