@@ -399,12 +399,14 @@ async function toggleVote(questionId) {
   const error = li?.querySelector(".q-error");
   if (error) error.textContent = "";
   voting.add(questionId);
+  const stamp = question.votesStamp;
   try {
     const reply = await client.request({ type: "vote", room, question_id: questionId, up });
     if (up) voted.add(questionId);
     else voted.delete(questionId);
     storage.saveSet(votesKey, voted);
-    store.setVotes(reply.question_id, reply.votes);
+    // Events may overtake the reply; a `question.votes` that came meanwhile is at least as new.
+    if (store.get(questionId)?.votesStamp === stamp) store.setVotes(reply.question_id, reply.votes);
     render();
   } catch (err) {
     if (error) error.textContent = frameErrorWords(err, "vote");

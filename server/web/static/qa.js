@@ -34,16 +34,24 @@ export class QuestionStore {
       this.byId.set(question.id, { ...question });
       return "created";
     }
-    if (Date.parse(question.updated_at) < Date.parse(held.updated_at)) return null;
+    const age = Date.parse(question.updated_at) - Date.parse(held.updated_at);
+    if (age < 0) return null;
     // The meeting room hides an anonymous author even from the author; keep what we knew.
     const author = question.author ?? (question.anonymous ? held.author : null);
-    this.byId.set(question.id, { ...held, ...question, author });
+    // The same change seen twice (a reply and an event, or two rooms): the held vote count may be
+    // newer, since `question.votes` events do not touch updated_at.
+    const votes = age === 0 ? held.votes : question.votes;
+    this.byId.set(question.id, { ...held, ...question, author, votes, votesStamp: held.votesStamp });
     return "updated";
   }
 
+  /** A new vote count; `votesStamp` counts them, so a late reply can tell it is stale. */
   setVotes(id, votes) {
     const held = this.byId.get(id);
-    if (held) held.votes = votes;
+    if (held) {
+      held.votes = votes;
+      held.votesStamp = (held.votesStamp ?? 0) + 1;
+    }
   }
 
   remove(id) {
