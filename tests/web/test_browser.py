@@ -7,6 +7,7 @@ JavaScript error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -376,3 +377,42 @@ async def test_keyboard_only_and_the_meeting_ending(start_servers: StartServers,
     await expect(page.get_by_label("Your question")).to_be_disabled()
     await expect(page.get_by_role("button", name="Ask", exact=True)).to_be_disabled()
     tab.assert_no_errors()
+
+
+async def test_a_participant_rides_out_a_server_restart(
+    start_servers: StartServers, server_env: dict[str, str], open_tab: OpenTab
+) -> None:
+    """Ann's server restarts (close 1012, then nothing listens): she reconnects by herself and recovers."""
+    one, two = start_servers(2)
+    _, meeting = await owner_and_meeting(one)
+    ann_tab, ben_tab = await open_tab(name="ann", phone=True), await open_tab(name="ben")
+    ann = await join_by_link(ann_tab, two, meeting["join_code"], "Ann")
+    ben = await join_by_link(ben_tab, one, meeting["join_code"], "Ben")
+    await ann.evaluate(
+        """() => {
+            window.closes = []; window.joins = [];
+            roomcast.client.addEventListener("state", (e) => closes.push(e.detail.closeCode ?? null));
+            roomcast.client.addEventListener("joined", (e) =>
+              joins.push({ room: e.detail.room, recovered: e.detail.joined.recovered }));
+        }"""
+    )
+    await ask(ann, "Asked before the restart")
+
+    await asyncio.to_thread(two.stop)
+    await expect(ann.locator("#connection")).to_have_text("Reconnecting…")
+    await ask(ben, "Asked while Ann's server was down")
+    replacement = ServerProcess(env=server_env, port=two.port)
+    try:
+        await asyncio.to_thread(lambda: replacement.start().wait_ready())
+        await expect(ann.locator("#connection")).to_have_text("", timeout=20_000)
+        await expect(item(ann, "while Ann's server was down")).to_have_count(1)
+        await expect(ann.locator("#questions > li")).to_have_count(2)
+        assert 1012 in await ann.evaluate("closes")
+        joins = await ann.evaluate("joins")
+        assert {"room": f"meeting:{meeting['id']}", "recovered": True} in joins, joins
+        await ask(ann, "Asked after the restart")
+        await expect(item(ben, "after the restart")).to_be_visible()
+    finally:
+        await asyncio.to_thread(replacement.stop)
+    ann_tab.assert_no_errors(allow=("ERR_CONNECTION_REFUSED",))  # the browser logs each refused attempt
+    ben_tab.assert_no_errors()
