@@ -140,7 +140,7 @@ async def scenario_storm(args: argparse.Namespace, progress: report.Progress) ->
         victim, survivors = fleet.servers[0], fleet.servers[1:]
         pub = Publisher(h, 1)
         h.publisher = pub
-        pub.groups = [[await pub.open_one(s.ws, i)] for i, s in enumerate(survivors)]
+        pub.groups = [[await pub.open_one(s.ws, i)] for i, s in enumerate(survivors * args.publishers)]
 
         h.phase = "calibrating PostgreSQL cost per ask"
         c0 = await fleet.pg_settled_counters()
