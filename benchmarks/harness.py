@@ -180,7 +180,21 @@ class Harness:
         }
         if isinstance(self.fleet, RoomcastFleet):
             snap["redis"] = self.fleet.redis_stats()
+            snap["fanout_buckets"] = self.fanout_buckets()
         return snap
+
+    def fanout_buckets(self) -> dict[float, float]:
+        """roomcast's own publish -> written-to-socket histogram, summed over live servers."""
+        buckets: dict[float, float] = {}
+        for server in self.fleet.servers:
+            if not server.alive():
+                continue
+            for name, value in self.fleet.metrics(server).items():
+                if name.startswith('roomcast_fanout_latency_seconds_bucket{le="'):
+                    le = name.split('"')[1]
+                    bound = float("inf") if le == "+Inf" else float(le)
+                    buckets[bound] = buckets.get(bound, 0.0) + value
+        return buckets
 
     async def latencies(self, reset: bool = True) -> dict[str, float]:
         answers = await self.call("lat")
@@ -224,6 +238,10 @@ class Harness:
             else None,
             **lat,
         }
+        if a.get("fanout_buckets") and b.get("fanout_buckets"):
+            delta = {k: v - a["fanout_buckets"].get(k, 0.0) for k, v in b["fanout_buckets"].items()}
+            for q in (0.5, 0.99):
+                row[f"server_fanout_p{int(q * 100)}_ms"] = report.bucket_quantile(delta, q)
         if "redis" in a and "redis" in b:
             calls_a, calls_b = a["redis"]["calls"], b["redis"]["calls"]
             row["redis_cpu_pct"] = (b["redis"]["cpu"] - a["redis"]["cpu"]) / dt * 100

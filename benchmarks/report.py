@@ -21,6 +21,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("p95_ms", "p95 ms", "{:.2f}"),
     ("p99_ms", "p99 ms", "{:.2f}"),
     ("max_ms", "max ms", "{:.1f}"),
+    ("server_fanout_p99_ms", "srv fan-out p99 ms", "{:.1f}"),
     ("server_rss_mib", "srv RSS MiB", "{:.0f}"),
     ("rss_per_conn_kib", "RSS/conn KiB", "{:.1f}"),
     ("cpu_us_per_frame", "srv µs/frame", "{:.2f}"),
@@ -42,6 +43,26 @@ def percentiles(samples_us: array[int] | list[int]) -> dict[str, float]:
         return data[min(n - 1, int(q * n))] / 1000
 
     return {"samples": n, "p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "max_ms": data[-1] / 1000}
+
+
+def bucket_quantile(cumulative: dict[float, float], q: float) -> float | None:
+    """Quantile in ms from Prometheus cumulative buckets (seconds), interpolated inside the bucket."""
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]] if bounds else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1000
+            inside = count - below
+            fraction = (rank - below) / inside if inside else 1.0
+            return (lower + (bound - lower) * fraction) * 1000
+        lower, below = bound, count
+    return None
 
 
 def table(rows: list[dict[str, Any]]) -> str:
