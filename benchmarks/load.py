@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in result.get("summary", {}).items():
         if isinstance(value, float):
             print(f"{key}: {value:.2f}")
+        elif isinstance(value, dict) and "p50_ms" in value:
+            print(f"{key}: p50 {value['p50_ms']:.1f} ms, p99 {value['p99_ms']:.1f} ms, max {value['max_ms']:.1f} ms")
     result["args"] = {k: v for k, v in vars(args).items() if k != "run"}
     result["checks"] = [{"target": n, "met": ok, "value": v} for n, ok, v in result.get("checks", [])]
     print(f"json: {report.write(args.scenario, result)}")

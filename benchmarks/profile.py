@@ -49,8 +49,8 @@ def summarize(path: Path, top: int = 15) -> dict[str, object]:
             continue
         count = int(count_text)
         frames = [_frame(f) for f in stack.split(";") if f and not f.startswith("process ")]
-        if not frames:
-            continue
+        if not frames or frames[-1].startswith("_worker (futures/thread.py"):
+            continue  # an idle thread-pool worker waiting for work
         total += count
         own[frames[-1]] += count
         for f in set(frames):

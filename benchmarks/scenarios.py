@@ -13,7 +13,7 @@ import asyncpg
 
 from benchmarks import report
 from benchmarks.harness import Harness, Publisher, running
-from benchmarks.servers import RoomcastFleet, rss_bytes
+from benchmarks.servers import PG_ADMIN_URL, RoomcastFleet, rss_bytes
 
 PUBLIC = ["live", "answered"]
 
@@ -32,6 +32,29 @@ async def wait_quiet(h: Harness, quiet_s: float = 2.0, timeout: float = 60.0) ->
         elif time.monotonic() - since >= quiet_s:
             break
     return time.monotonic() - start
+
+
+async def pg_waits(fleet: RoomcastFleet, seconds: float, every: float = 0.5) -> dict[str, float]:
+    """What the benchmark database's backends are doing, averaged over samples: state / wait event."""
+    conn = await asyncpg.connect(PG_ADMIN_URL)
+    totals: dict[str, int] = {}
+    samples = 0
+    try:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            rows = await conn.fetch(
+                "SELECT state, coalesce(wait_event_type || ':' || wait_event, 'cpu') AS w FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                fleet.dbname,
+            )
+            samples += 1
+            for r in rows:
+                key = f"{r['state']} / {r['w']}"
+                totals[key] = totals.get(key, 0) + 1
+            await asyncio.sleep(every)
+    finally:
+        await conn.close()
+    return {k: round(v / samples, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])} if samples else {}
 
 
 def roomcast(h: Harness) -> RoomcastFleet:
@@ -55,7 +78,9 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         a = h.snapshot()
         n = len(h.pipes)
         params = {"asks_per_s": args.asks / n, "votes_per_s": args.votes / n, "duration": args.duration}
+        waits = asyncio.create_task(pg_waits(fleet, args.duration))
         acted = await h.call("townhall", params, timeout=args.duration + 120)
+        pg_wait_samples = await waits
         sent_s = time.monotonic() - a["t"]
         h.phase = "settling"
         await wait_quiet(h, quiet_s=3.0)
@@ -64,6 +89,10 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         if profiling:
             row["profile"] = await h.profile_finish(profiling)
         asked = sum(r["asked"] for r in acted)
+        replies = {
+            kind: report.percentiles([int(ms * 1000) for r in acted for ms in r["reply_ms"][kind]])
+            for kind in ("ask", "vote")
+        }
         votes_cast = sum(r["voted"] for r in acted)
         row["events_per_s"] = asked / sent_s
         row["votes_per_s"] = votes_cast / sent_s
@@ -87,6 +116,10 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         vote_events = b["counters"]["vote_events"] - a["counters"]["vote_events"]
         summary = {
             "connect": connect,
+            "pg_activity_samples": pg_wait_samples,
+            "ask_reply_latency": replies["ask"],
+            "vote_reply_latency": replies["vote"],
+            "unanswered_frames": sum(r["unanswered"] for r in acted),
             "questions_in_db": len(expected),
             "asks_sent": asked,
             "votes_sent": votes_cast,

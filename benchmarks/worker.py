@@ -131,6 +131,8 @@ class Worker:
         """One client whose `question.votes` spacing is checked against the spec's 200 ms."""
         self.vote_seen: dict[str, float] = {}
         self.too_close = 0
+        self.sent_at: dict[str, tuple[str, float]] = {}
+        self.reply_ms: dict[str, list[float]] = {"ask": [], "vote": []}
         self.closest = 1.0
         self.commands: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -188,7 +190,13 @@ class Worker:
                 c[Slot.RESYNCS] += 1
             self._joined(st, m)
             self._resolve(st, m)
+        elif kind == "reply" and m.ref is not None and m.ref in self.sent_at:
+            kind_of, sent = self.sent_at.pop(m.ref)
+            self.reply_ms[kind_of].append((time.monotonic() - sent) * 1000)
+            return
         elif kind == "error":
+            if m.ref is not None:
+                self.sent_at.pop(m.ref, None)
             c[Slot.ERROR_FRAMES] += 1
             if len(self.error_samples) < 20:
                 self.error_samples.append(f"{m.code}: {m.message}")
@@ -372,6 +380,7 @@ class Worker:
                 client = self.clients[next(ask_rr)]
                 idx = self.wid * 1_000_000 + asked
                 text = f"bench {idx} {time.time_ns()} w{self.wid}"
+                self.sent_at[f"a{idx}"] = ("ask", time.monotonic())
                 client.send(encode({"type": "ask", "room": self.room, "text": text, "ref": f"a{idx}"}))
                 asked += 1
             while voted < votes_s * elapsed:
@@ -382,10 +391,23 @@ class Worker:
                 if choices:
                     qid = random.choice(choices)
                     st.voted.add(qid)
-                    client.send(encode({"type": "vote", "room": self.room, "question_id": qid, "up": True}))
+                    ref = f"v{self.wid}-{voted}"
+                    self.sent_at[ref] = ("vote", time.monotonic())
+                    frame = {"type": "vote", "room": self.room, "question_id": qid, "up": True, "ref": ref}
+                    client.send(encode(frame))
             self.c[Slot.SENT] = asked + voted
             await asyncio.sleep(0.01)
-        return {"asked": asked, "vote_ticks": voted, "voted": sum(len(c.user.voted) for c in self.clients)}
+        for _ in range(300):  # replies still on their way (bounded: 30 s)
+            if not self.sent_at:
+                break
+            await asyncio.sleep(0.1)
+        return {
+            "asked": asked,
+            "vote_ticks": voted,
+            "voted": sum(len(c.user.voted) for c in self.clients),
+            "reply_ms": self.reply_ms,
+            "unanswered": len(self.sent_at),
+        }
 
     def verify(self, expected: dict[str, int]) -> dict[str, Any]:
         bad = missing = extra = wrong = 0
