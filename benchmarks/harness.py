@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from benchmarks import profile, report
-from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu, pids_named
+from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu, pids_named, rss_bytes
 from benchmarks.worker import Slot, decode_msg, encode, raise_nofile, worker_main
 from benchmarks.wsclient import Client, open_client
 
@@ -172,6 +172,7 @@ class Harness:
             "server_cpu": self.fleet.cpu(),
             "server_rss": self.fleet.rss(),
             "client_cpu": self.client_cpu(),
+            "client_rss": sum(rss_bytes(p.pid) for p in self.procs if p.pid),
             "postgres_cpu": sum(cpu_seconds(p) for p in pids_named("postgres")),
             "machine_busy": busy,
             "machine_total": total,
@@ -233,6 +234,7 @@ class Harness:
             "dups": cb["dups"] - ca["dups"],
             "server_rss": b["server_rss"],
             "server_rss_mib": b["server_rss"] / 2**20,
+            "client_rss_mib": b["client_rss"] / 2**20,
             "rss_per_conn_kib": (b["server_rss"] - self.rss0) / cb["connected"] / 1024
             if self.rss0 is not None and cb["connected"]
             else None,
