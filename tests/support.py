@@ -56,9 +56,10 @@ def discover_services() -> ServiceUrls:
     """Real PostgreSQL and Redis for this test run (see the module docstring for the order)."""
     database_url = os.environ.get("DATABASE_URL") or None
     redis_url = os.environ.get("REDIS_URL") or None
-    if database_url is None and _answers("127.0.0.1", 5432):
+    local = os.environ.get("ROOMCAST_TEST_EMBEDDED") != "1"  # 1: behave as on a machine without services
+    if database_url is None and local and _answers("127.0.0.1", 5432):
         database_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    if redis_url is None and _answers("127.0.0.1", 6379):
+    if redis_url is None and local and _answers("127.0.0.1", 6379):
         redis_url = "redis://127.0.0.1:6379/0"
     embedded = None
     if database_url is None or redis_url is None:

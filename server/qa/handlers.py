@@ -111,10 +111,11 @@ def build_router(
         question_id = parse_id(frame.question_id, "question_id")
         if frame.reason is not None and frame.action != "dismiss":
             raise FrameError(ErrorCode.BAD_REQUEST, "reason goes only with the dismiss action")
-        changes = await service.moderate(
-            services.db.pool, meeting_id, question_id, frame.action, text=frame.text, reason=frame.reason
-        )
-        await publish_changes(services.broker, changes)
+        async with service.in_order(services.db.pool, meeting_id) as connection:
+            changes = await service.moderate(
+                connection, meeting_id, question_id, frame.action, text=frame.text, reason=frame.reason
+            )
+            await publish_changes(services.broker, changes)
         for change in changes:
             if change.after is not None and change.after["id"] == question_id and change.before is not None:
                 if change.after["status"] == "answered" and change.before["status"] != "answered":
@@ -125,17 +126,19 @@ def build_router(
             "qa.moderated",
             extra={"meeting_id": str(meeting_id), "question_id": str(question_id), "action": frame.action},
         )
-        async with services.db.pool.acquire() as connection:
-            row = await service.fetch_question(connection, meeting_id, question_id)
+        row = next((c.after for c in changes if c.after is not None and c.after["id"] == question_id), None)
+        if row is None:  # an action that changed no question row (mute, or pinning the pinned one)
+            async with services.db.pool.acquire() as connection:
+                row = await service.fetch_question(connection, meeting_id, question_id)
         return {"question": question_view(row, moderator=True)}
 
     @router.on(Edit)
     async def edit(session: SessionView, frame: Edit) -> dict[str, Any]:
         meeting_id, principal, _ = await member(session, frame.room)
-        change = await service.edit(
-            services.db.pool, meeting_id, parse_id(frame.question_id, "question_id"), principal.user_id, frame.text
-        )
-        await publish_changes(services.broker, [change])
+        question_id = parse_id(frame.question_id, "question_id")
+        async with service.in_order(services.db.pool, meeting_id) as connection:
+            change = await service.edit(connection, meeting_id, question_id, principal.user_id, frame.text)
+            await publish_changes(services.broker, [change])
         assert change.after is not None
         return {"question": question_view(change.after, as_author=True)}
 
@@ -143,19 +146,20 @@ def build_router(
     async def delete(session: SessionView, frame: Delete) -> dict[str, Any]:
         meeting_id, principal, role = await member(session, frame.room)
         question_id = parse_id(frame.question_id, "question_id")
-        change = await service.delete(
-            services.db.pool, meeting_id, question_id, principal.user_id, moderator=role in MODERATORS
-        )
-        await publish_changes(services.broker, [change])
+        async with service.in_order(services.db.pool, meeting_id) as connection:
+            change = await service.delete(
+                connection, meeting_id, question_id, principal.user_id, moderator=role in MODERATORS
+            )
+            await publish_changes(services.broker, [change])
         return {"question_id": str(question_id)}
 
     @router.on(Merge)
     async def merge(session: SessionView, frame: Merge) -> dict[str, Any]:
         meeting_id, _, _ = await member(session, frame.room, moderator=True)
-        source, target = await service.merge(
-            services.db.pool, meeting_id, parse_id(frame.question_id, "question_id"), parse_id(frame.into_id, "into_id")
-        )
-        await publish_changes(services.broker, [source, target])
+        question_id, into_id = parse_id(frame.question_id, "question_id"), parse_id(frame.into_id, "into_id")
+        async with service.in_order(services.db.pool, meeting_id) as connection:
+            source, target = await service.merge(connection, meeting_id, question_id, into_id)
+            await publish_changes(services.broker, [source, target])
         assert source.after is not None
         await on_dismissed(services, source.after)
         assert target.after is not None

@@ -1,15 +1,16 @@
 """Q&A persistence: one transaction per action, returning what changed so the caller can publish it.
 
 Writes go through plain asyncpg on the process's pool (these are the hot paths). Invariants are
-database facts: one pinned question per meeting (partial unique index; pins also lock the
-meeting row so concurrent pins serialise instead of failing), one question per
-(meeting, author, client_id), one vote per (question, user).
+database facts: one pinned question per meeting (partial unique index), one question per
+(meeting, author, client_id), one vote per (question, user). Changes to a meeting's existing
+questions run inside `in_order`, so they commit and publish one at a time per meeting.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +50,31 @@ class Change:
     merged_into: uuid.UUID | None = None
 
 
+@asynccontextmanager
+async def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+    """A connection holding the meeting's advisory lock, for changes to its existing questions.
+
+    The caller commits *and publishes* inside it, so changes to one meeting's questions reach
+    every client in the order they were committed, even when they arrive at different server
+    processes at once (two concurrent pins must not leave clients with two pinned questions).
+    asyncpg resets a connection (`pg_advisory_unlock_all`) when it returns to the pool, so a
+    cancelled caller cannot leave the lock held.
+    """
+    key = f"qa:{meeting_id}"
+    async with pool.acquire() as connection:
+        await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+        try:
+            yield connection
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+
 def not_found(what: str = "question") -> FrameError:
     return FrameError(ErrorCode.NOT_FOUND, f"no such {what} in this meeting")
 
 
-async def meeting_info(connection: asyncpg.Connection, meeting_id: uuid.UUID, *, lock: bool = False) -> MeetingInfo:
-    row = await connection.fetchrow(
-        "SELECT id, status, settings FROM meetings WHERE id = $1" + (" FOR UPDATE" if lock else ""), meeting_id
-    )
+async def meeting_info(connection: asyncpg.Connection, meeting_id: uuid.UUID) -> MeetingInfo:
+    row = await connection.fetchrow("SELECT id, status, settings FROM meetings WHERE id = $1", meeting_id)
     if row is None:
         raise not_found("meeting")
     return MeetingInfo(row["id"], row["status"], qa_settings(row["settings"]))
@@ -150,7 +168,7 @@ async def vote(
 
 
 async def moderate(
-    pool: asyncpg.Pool,
+    connection: asyncpg.Connection,
     meeting_id: uuid.UUID,
     question_id: uuid.UUID,
     action: str,
@@ -159,8 +177,8 @@ async def moderate(
     reason: str | None = None,
 ) -> list[Change]:
     """Apply one moderation action; returns every question it changed (pinning can change two)."""
-    async with pool.acquire() as connection, connection.transaction():
-        meeting = await meeting_info(connection, meeting_id, lock=action == "pin")
+    async with connection.transaction():
+        await meeting_info(connection, meeting_id)
         before = await fetch_question(connection, meeting_id, question_id)
         status = before["status"]
         changes: list[Change] = []
@@ -218,7 +236,6 @@ async def moderate(
             return []
         else:  # the frame's Literal type makes this unreachable from the wire
             raise FrameError(ErrorCode.BAD_REQUEST, f"unknown action {action!r}")
-        del meeting
         changes.append(Change(before, await fetch_question(connection, meeting_id, question_id)))
         return changes
 
@@ -230,10 +247,10 @@ async def _update(connection: asyncpg.Connection, question_id: uuid.UUID, assign
 
 
 async def edit(
-    pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, text: str
+    connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, text: str
 ) -> Change:
     """The author rewrites their question while it is not answered (or dismissed); blocked words are checked again."""
-    async with pool.acquire() as connection, connection.transaction():
+    async with connection.transaction():
         meeting = await meeting_info(connection, meeting_id)
         before = await fetch_question(connection, meeting_id, question_id)
         if before["author"] != user_id:
@@ -256,9 +273,14 @@ async def edit(
 
 
 async def delete(
-    pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, *, moderator: bool
+    connection: asyncpg.Connection,
+    meeting_id: uuid.UUID,
+    question_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    moderator: bool,
 ) -> Change:
-    async with pool.acquire() as connection, connection.transaction():
+    async with connection.transaction():
         before = await fetch_question(connection, meeting_id, question_id)
         if not moderator and before["author"] != user_id:
             raise FrameError(ErrorCode.FORBIDDEN, "only the author, the owner or a presenter can delete a question")
@@ -266,12 +288,14 @@ async def delete(
         return Change(before, None)
 
 
-async def merge(pool: asyncpg.Pool, meeting_id: uuid.UUID, question_id: uuid.UUID, into_id: uuid.UUID) -> list[Change]:
+async def merge(
+    connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, into_id: uuid.UUID
+) -> list[Change]:
     """Dismiss `question_id` as a duplicate of `into_id`; its voters and author become voters of the target."""
     if question_id == into_id:
         raise FrameError(ErrorCode.BAD_REQUEST, "a question cannot be merged into itself")
-    async with pool.acquire() as connection, connection.transaction():
-        await meeting_info(connection, meeting_id, lock=True)
+    async with connection.transaction():
+        await meeting_info(connection, meeting_id)
         source = await fetch_question(connection, meeting_id, question_id)
         try:
             target = await fetch_question(connection, meeting_id, into_id)
