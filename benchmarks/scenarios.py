@@ -69,7 +69,7 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
     limits = {"ask_per_minute": args.ask_limit, "vote_per_minute": args.vote_limit}
     async with running("roomcast", args, progress, **limits) as h:
         fleet = roomcast(h)
-        h.start_workers(track=True)
+        h.start_workers(track=True, reconnect=True)  # a 4008 (too slow) client comes back with since
         h.rss0 = fleet.rss()
         connect = await h.connect_clients(args.clients)
         h.phase = f"{args.asks:g} asks/s + {args.votes:g} votes/s"
@@ -110,6 +110,10 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         finally:
             await conn.close()
         expected = {r["id"]: r["votes"] for r in rows}
+        codes: dict[int, int] = {}
+        for info in await h.call("info"):
+            for code, n in info["close_codes"].items():
+                codes[code] = codes.get(code, 0) + n
         verdicts = await h.call("verify", expected)
         bad = sum(v["bad"] for v in verdicts)
         clients = sum(v["clients"] for v in verdicts)
@@ -117,6 +121,10 @@ async def scenario_townhall(args: argparse.Namespace, progress: report.Progress)
         summary = {
             "connect": connect,
             "pg_activity_samples": pg_wait_samples,
+            "server_closed": b["counters"]["disconnects"] - a["counters"]["disconnects"],
+            "close_codes": codes,
+            "reconnected": b["counters"]["reconnected"] - a["counters"]["reconnected"],
+            "recovered_false": b["counters"]["not_recovered"] - a["counters"]["not_recovered"],
             "ask_reply_latency": replies["ask"],
             "vote_reply_latency": replies["vote"],
             "unanswered_frames": sum(r["unanswered"] for r in acted),

@@ -131,6 +131,7 @@ class Worker:
         """One client whose `question.votes` spacing is checked against the spec's 200 ms."""
         self.vote_seen: dict[str, float] = {}
         self.too_close = 0
+        self.close_codes: dict[int, int] = {}
         self.sent_at: dict[str, tuple[str, float]] = {}
         self.reply_ms: dict[str, list[float]] = {"ask": [], "vote": []}
         self.closest = 1.0
@@ -252,6 +253,7 @@ class Worker:
                 fut.set_exception(ConnectionError(f"closed {code}"))
         if not self.closing and not (st is not None and st.probe):
             self.c[Slot.DISCONNECTS] += 1
+            self.close_codes[code] = self.close_codes.get(code, 0) + 1
             if self.reconnect and st is not None:
                 asyncio.get_running_loop().create_task(self._reconnect(client, st))
 
@@ -517,7 +519,11 @@ class Worker:
                     seqs = [c.user.seq for c in self.clients if not c.closed]
                     result = {"n": len(seqs), "min": min(seqs, default=None), "max": max(seqs, default=None)}
                 elif name == "info":
-                    result = {"last_reconnect": self.last_reconnect, "errors": self.error_samples}
+                    result = {
+                        "last_reconnect": self.last_reconnect,
+                        "errors": self.error_samples,
+                        "close_codes": self.close_codes,
+                    }
                 elif name == "quit":
                     self.closing = True
                     for client in self.clients:
