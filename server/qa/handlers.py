@@ -8,6 +8,7 @@ that meeting decides what they may do. Payloads are untrusted: ids are parsed he
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,9 @@ from server.ratelimit import RateLimiter
 from server.services import Services
 
 log = logging.getLogger("roomcast.qa")
+
+ROLE_CACHE_S = 30.0
+ROLE_CACHE_SIZE = 100_000
 
 QuestionHook = Callable[[Services, service.Row], Awaitable[None]]
 
@@ -60,10 +64,29 @@ def build_router(
     limiter = RateLimiter(services.redis)
     settings = services.settings
 
-    async def member(session: SessionView, room: str, *, moderator: bool = False) -> tuple[uuid.UUID, Principal, Role]:
+    roles: dict[tuple[uuid.UUID, uuid.UUID], tuple[Role, float]] = {}
+
+    async def member(
+        session: SessionView, room: str, *, moderator: bool = False, fresh: bool = False
+    ) -> tuple[uuid.UUID, Principal, Role]:
+        """The caller's meeting, principal and role; strangers get not_found.
+
+        Asking and voting trust a role looked up in the last ROLE_CACHE_S seconds (a user
+        removed from a meeting has their sockets closed anyway); moderation and deleting
+        others' questions always ask the database.
+        """
         meeting_id = meeting_of(room)
         principal = principal_of(session)
+        key = (principal.user_id, meeting_id)
+        cached = roles.get(key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now and not (moderator or fresh):
+            return meeting_id, principal, cached[0]
         role = await role_in(services, meeting_id, principal)
+        if role is not None:
+            if len(roles) >= ROLE_CACHE_SIZE:
+                roles.clear()
+            roles[key] = (role, now + ROLE_CACHE_S)
         if role is None:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         if moderator and role not in MODERATORS:
@@ -144,7 +167,7 @@ def build_router(
 
     @router.on(Delete)
     async def delete(session: SessionView, frame: Delete) -> dict[str, Any]:
-        meeting_id, principal, role = await member(session, frame.room)
+        meeting_id, principal, role = await member(session, frame.room, fresh=True)
         question_id = parse_id(frame.question_id, "question_id")
         async with service.in_order(services.db.pool, meeting_id) as connection:
             change = await service.delete(

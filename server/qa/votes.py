@@ -1,17 +1,20 @@
 """`question.votes` coalescing: at most one event per question per 200 ms, ending on the exact count.
 
-Each process marks a question dirty when one of its votes commits and flushes it soon after.
-A flush takes a short Redis lock for the question, reads the count from PostgreSQL, publishes,
-and then closes a 200 ms gate that every process respects. Because flushes of one question are
-serialised across processes and each reads the count after its own votes committed, the last
-event published always carries the final count, and no window carries more than one event.
+Each process marks a question dirty when one of its votes commits. One flush loop per meeting
+wakes every 200 ms and publishes the counts of at most `BATCH` dirty questions, oldest first, so
+a town hall with hundreds of questions being voted on sends a bounded number of vote events
+per second (each question's window simply grows; SPEC sets only the minimum spacing).
+
+Across processes, a question's flush holds a short Redis lock and then closes a 200 ms gate
+that every process respects; a flush reads the count from PostgreSQL after taking the lock.
+Flushes of one question are therefore serialised everywhere and each reads the count after
+its own votes committed, so the last `question.votes` always carries the final count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 
 from redis.asyncio import Redis
@@ -23,72 +26,92 @@ from server.qa.publish import moderation_room, public_room
 
 log = logging.getLogger("roomcast.qa.votes")
 
-WINDOW_MS = 200
+WINDOW_S = 0.2
 LOCK_MS = 2000
+BATCH = 20
+"""Vote events per meeting per window per process: 100 a second at most."""
+
+# KEYS: gate and lock key of each question, in pairs. ARGV[1]: this flush's token, ARGV[2]: lock ms.
+# Returns the 1-based indexes of the questions this flush may publish now.
+_ACQUIRE = """
+local granted = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    table.insert(granted, (i + 1) / 2)
+  end
+end
+return granted
+"""
+
+# KEYS: gate and lock key of each published question. ARGV[1]: token, ARGV[2]: window ms.
+_RELEASE = """
+for i = 1, #KEYS, 2 do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[2])
+  if redis.call('GET', KEYS[i + 1]) == ARGV[1] then redis.call('DEL', KEYS[i + 1]) end
+end
+return 1
+"""
 
 
 class VoteCoalescer:
     def __init__(self, db: Database, redis: Redis, broker: Broker, key_prefix: str) -> None:
         self._db = db
-        self._redis = redis
         self._broker = broker
         self._prefix = key_prefix
-        self._dirty: dict[uuid.UUID, uuid.UUID] = {}  # question -> meeting
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._dirty: dict[uuid.UUID, dict[uuid.UUID, None]] = {}  # meeting -> questions, oldest first
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
 
     def touch(self, meeting_id: uuid.UUID, question_id: uuid.UUID) -> None:
         """A vote on `question_id` committed in this process: make sure an event follows."""
-        self._dirty[question_id] = meeting_id
-        if question_id not in self._tasks:
-            self._tasks[question_id] = asyncio.create_task(self._flush(question_id))
+        self._dirty.setdefault(meeting_id, {})[question_id] = None
+        if meeting_id not in self._tasks:
+            self._tasks[meeting_id] = asyncio.create_task(self._run(meeting_id))
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
-    async def _flush(self, question_id: uuid.UUID) -> None:
-        gate = f"{self._prefix}:votes-gate:{question_id}"
-        lock = f"{self._prefix}:votes-lock:{question_id}"
-        token = uuid.uuid4().hex
+    async def _run(self, meeting_id: uuid.UUID) -> None:
         try:
-            while question_id in self._dirty:
-                wait_ms = await self._redis.pttl(gate)
-                if wait_ms > 0:
-                    await asyncio.sleep(wait_ms / 1000)
-                    continue
-                if not await self._redis.set(lock, token, px=LOCK_MS, nx=True):
-                    await asyncio.sleep(0.02)
-                    continue
+            while self._dirty.get(meeting_id):
                 try:
-                    meeting_id = self._dirty.pop(question_id)
-                    await self._publish(meeting_id, question_id)
-                    await self._redis.set(gate, "1", px=WINDOW_MS)
-                finally:
-                    if await self._redis.get(lock) == token.encode():
-                        await self._redis.delete(lock)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("qa.votes.flush_failed", extra={"question_id": str(question_id)})
+                    await self._flush(meeting_id)
+                except Exception:
+                    log.exception("qa.votes.flush_failed", extra={"meeting_id": str(meeting_id)})
+                await asyncio.sleep(WINDOW_S)
         finally:
-            self._tasks.pop(question_id, None)
-            if question_id in self._dirty:  # touched again after the loop ended
-                self._tasks[question_id] = asyncio.create_task(self._flush(question_id))
+            self._tasks.pop(meeting_id, None)
+            if self._dirty.get(meeting_id):  # touched while the loop was ending
+                self._tasks[meeting_id] = asyncio.create_task(self._run(meeting_id))
+            else:
+                self._dirty.pop(meeting_id, None)
 
-    async def _publish(self, meeting_id: uuid.UUID, question_id: uuid.UUID) -> None:
-        async with self._db.pool.acquire() as connection:
-            votes = await connection.fetchval("SELECT votes FROM questions WHERE id = $1", question_id)
-        if votes is None:  # deleted meanwhile; question.removed said so
+    async def _flush(self, meeting_id: uuid.UUID) -> None:
+        dirty = self._dirty[meeting_id]
+        candidates = list(dirty)[:BATCH]
+        token = uuid.uuid4().hex
+        keys = [key for qid in candidates for key in (self._key("votes-gate", qid), self._key("votes-lock", qid))]
+        granted = [candidates[i - 1] for i in await self._acquire(keys=keys, args=[token, LOCK_MS])]
+        if not granted:
             return
-        started = time.monotonic()
-        for room in (public_room(meeting_id), moderation_room(meeting_id)):
-            await self._broker.publish(QuestionVotes(room=room, question_id=str(question_id), votes=votes))
-        log.debug(
-            "qa.votes.published",
-            extra={
-                "question_id": str(question_id),
-                "votes": votes,
-                "ms": round((time.monotonic() - started) * 1000, 1),
-            },
-        )
+        for question_id in granted:  # cleared before reading, so a vote after the read marks it again
+            dirty.pop(question_id, None)
+        try:
+            async with self._db.pool.acquire() as connection:
+                rows = await connection.fetch("SELECT id, votes FROM questions WHERE id = ANY($1::uuid[])", granted)
+            for row in rows:  # a deleted question has no row: question.removed already said so
+                for room in (public_room(meeting_id), moderation_room(meeting_id)):
+                    await self._broker.publish(QuestionVotes(room=room, question_id=str(row["id"]), votes=row["votes"]))
+        except BaseException:
+            for question_id in granted:
+                dirty[question_id] = None  # try again next window
+            raise
+        finally:
+            released = [key for qid in granted for key in (self._key("votes-gate", qid), self._key("votes-lock", qid))]
+            await self._release(keys=released, args=[token, int(WINDOW_S * 1000)])
+
+    def _key(self, kind: str, question_id: uuid.UUID) -> str:
+        return f"{self._prefix}:{kind}:{question_id}"
