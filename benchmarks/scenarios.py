@@ -422,7 +422,12 @@ def add_parsers(sub: Any, add_common: Any) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--clients", type=int, default=10000)
-    p.add_argument("--rate", type=float, default=20.0, help="asks/s published throughout")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=2.0,
+        help="asks/s published throughout (each goes to every client: 2/s x 10,000 is 20,000 frames/s)",
+    )
     p.add_argument("--calibrate", type=float, default=5.0, help="seconds of asks to measure PostgreSQL cost per ask")
     p.add_argument("--max-in-flight", type=int, default=100000)
     p.add_argument("--probes", type=int, default=50, help="connections per client process for each cost probe")

@@ -89,7 +89,7 @@ PUBLIC = ("live", "answered")
 class State:
     """Per-connection state, kept on `client.user`."""
 
-    __slots__ = ("epoch", "index", "probe", "questions", "seq", "token", "track", "urls", "voted", "waiters")
+    __slots__ = ("epoch", "index", "joined", "probe", "questions", "seq", "token", "track", "urls", "voted", "waiters")
 
     def __init__(self, index: int, urls: list[str], token: str, track: bool) -> None:
         self.index = index
@@ -99,6 +99,7 @@ class State:
         self.epoch: str | None = None
         self.track = track
         self.probe = False
+        self.joined = False
         self.questions: dict[str, int] = {}
         self.voted: set[str] = set()
         self.waiters: dict[str, asyncio.Future[Msg]] = {}
@@ -245,7 +246,8 @@ class Worker:
     def on_close(self, client: Client, code: int) -> None:
         self.c[Slot.CONNECTED] -= 1
         st: State = client.user
-        if st is not None and st.seq is not None:
+        if st is not None and st.joined:
+            st.joined = False
             self.c[Slot.JOINED] -= 1
             self.members -= 1
         for fut in st.waiters.values() if st is not None else ():
@@ -289,6 +291,7 @@ class Worker:
             raise RuntimeError(f"join answered {joined.type} {joined.code}: {joined.message}")
         self.c[Slot.JOINED] += 1
         self.members += 1
+        st.joined = True
         return client
 
     async def guest_tokens(self, count: int) -> list[str]:
