@@ -46,6 +46,7 @@ class Harness:
         self.publisher: Publisher | None = None
         self.phase = "setup"
         self.rss0: int | None = None
+        self.pg_cpu_seen: dict[int, float] = {}
         self.meeting_id = ""
         raise_nofile()
 
@@ -164,6 +165,12 @@ class Harness:
 
     # --- measurement ------------------------------------------------------------------------------
 
+    def postgres_cpu(self) -> float:
+        """CPU seconds of every PostgreSQL process seen so far (backends come and go; all users of it)."""
+        for pid in pids_named("postgres"):
+            self.pg_cpu_seen[pid] = cpu_seconds(pid)
+        return sum(self.pg_cpu_seen.values())
+
     def snapshot(self) -> dict[str, Any]:
         busy, total = machine_cpu()
         snap: dict[str, Any] = {
@@ -173,7 +180,7 @@ class Harness:
             "server_rss": self.fleet.rss(),
             "client_cpu": self.client_cpu(),
             "client_rss": sum(rss_bytes(p.pid) for p in self.procs if p.pid),
-            "postgres_cpu": sum(cpu_seconds(p) for p in pids_named("postgres")),
+            "postgres_cpu": self.postgres_cpu(),
             "machine_busy": busy,
             "machine_total": total,
             "published": self.publisher.sent if self.publisher else 0,
