@@ -168,7 +168,7 @@ class Harness:
     def postgres_cpu(self) -> float:
         """CPU seconds of every PostgreSQL process seen so far (backends come and go; all users of it)."""
         for pid in pids_named("postgres"):
-            self.pg_cpu_seen[pid] = cpu_seconds(pid)
+            self.pg_cpu_seen[pid] = max(self.pg_cpu_seen.get(pid, 0.0), cpu_seconds(pid))
         return sum(self.pg_cpu_seen.values())
 
     def snapshot(self) -> dict[str, Any]:
