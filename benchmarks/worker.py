@@ -89,7 +89,20 @@ PUBLIC = ("live", "answered")
 class State:
     """Per-connection state, kept on `client.user`."""
 
-    __slots__ = ("epoch", "index", "joined", "probe", "questions", "seq", "token", "track", "urls", "voted", "waiters")
+    __slots__ = (
+        "client",
+        "epoch",
+        "index",
+        "joined",
+        "probe",
+        "questions",
+        "seq",
+        "token",
+        "track",
+        "urls",
+        "voted",
+        "waiters",
+    )
 
     def __init__(self, index: int, urls: list[str], token: str, track: bool) -> None:
         self.index = index
@@ -100,6 +113,8 @@ class State:
         self.track = track
         self.probe = False
         self.joined = False
+        self.client: Client | None = None
+        """The connection this state belongs to now; frames of an abandoned attempt are ignored."""
         self.questions: dict[str, int] = {}
         self.voted: set[str] = set()
         self.waiters: dict[str, asyncio.Future[Msg]] = {}
@@ -150,6 +165,8 @@ class Worker:
             c[Slot.ERRORS] += 1
             return
         st: State = client.user
+        if st.client is not client:
+            return  # a connection attempt given up on (its join timed out); a newer one is live
         kind = m.type
         if m.seq is not None and st.seq is not None and m.room == self.room and kind != "joined":
             if m.seq == st.seq + 1:
@@ -246,6 +263,8 @@ class Worker:
     def on_close(self, client: Client, code: int) -> None:
         self.c[Slot.CONNECTED] -= 1
         st: State = client.user
+        if st is not None and st.client is not client:
+            return
         if st is not None and st.joined:
             st.joined = False
             self.c[Slot.JOINED] -= 1
@@ -276,7 +295,16 @@ class Worker:
     async def connect(self, st: State, url: str, since: int | None = None, join: bool = True) -> Client:
         client = await open_client(self.kind, url, self.on_message, self.on_close)
         client.user = st
+        st.client = client
         self.c[Slot.CONNECTED] += 1
+        try:
+            return await self._auth_join(client, st, since, join)
+        except BaseException:
+            st.client = None
+            client.abort()
+            raise
+
+    async def _auth_join(self, client: Client, st: State, since: int | None, join: bool) -> Client:
         welcome = await self.request(client, {"type": "auth", "token": st.token}, answer="welcome")
         if welcome.type != "welcome":
             raise RuntimeError(f"auth answered {welcome.type} {welcome.code}")
