@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks import report
@@ -233,6 +235,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def code_version() -> dict[str, str]:
+    """The commit measured, and whether the shared work tree had uncommitted changes to the server."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server", "channels", "migrations"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except OSError:
+        return {}
+    return {"commit": commit, "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines())}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     progress = report.Progress()
@@ -251,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(value, dict) and "p50_ms" in value:
             print(f"{key}: p50 {value['p50_ms']:.1f} ms, p99 {value['p99_ms']:.1f} ms, max {value['max_ms']:.1f} ms")
     result["args"] = {k: v for k, v in vars(args).items() if k != "run"}
+    result["code"] = code_version()
     result["checks"] = [{"target": n, "met": ok, "value": v} for n, ok, v in result.get("checks", [])]
     print(f"json: {report.write(args.scenario, result)}")
     return 0 if all(c["met"] for c in result["checks"]) else 1
