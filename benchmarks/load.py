@@ -254,6 +254,7 @@ def code_version() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     progress = report.Progress()
+    version = code_version()  # what the servers start from
     try:
         result = asyncio.run(args.run(args, progress))
     except KeyboardInterrupt:
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         elif isinstance(value, dict) and "p50_ms" in value:
             print(f"{key}: p50 {value['p50_ms']:.1f} ms, p99 {value['p99_ms']:.1f} ms, max {value['max_ms']:.1f} ms")
     result["args"] = {k: v for k, v in vars(args).items() if k != "run"}
-    result["code"] = code_version()
+    result["code"] = version
     result["checks"] = [{"target": n, "met": ok, "value": v} for n, ok, v in result.get("checks", [])]
     print(f"json: {report.write(args.scenario, result)}")
     return 0 if all(c["met"] for c in result["checks"]) else 1
