@@ -107,6 +107,8 @@ class Harness:
                 if self.pipes[i].poll():
                     results[i] = self.pipes[i].recv()[1]
                     pending.discard(i)
+                    if isinstance(results[i], dict) and set(results[i]) == {"error"}:
+                        raise RuntimeError(f"client process {i} failed {name!r}: {results[i]['error']}")
                 elif not self.procs[i].is_alive():
                     raise RuntimeError(f"client process {i} died")
             if time.monotonic() > deadline:

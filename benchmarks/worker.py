@@ -331,12 +331,18 @@ class Worker:
             async def one(i: int) -> str:
                 async with sem:
                     body = {"join_code": self.cfg["join_code"], "display_name": f"guest {self.wid}-{i}"}
+                    problem = ""
                     for attempt in range(5):
-                        r = await http.post("/api/v1/meetings/join", json=body)
-                        if r.status_code == 200:
-                            return str(r.json()["guest_token"])
+                        try:
+                            r = await http.post("/api/v1/meetings/join", json=body)
+                        except httpx.HTTPError as err:  # e.g. a keep-alive connection closed under us
+                            problem = f"{type(err).__name__}: {err}"
+                        else:
+                            if r.status_code == 200:
+                                return str(r.json()["guest_token"])
+                            problem = f"{r.status_code} {r.text[:200]}"
                         await asyncio.sleep(0.2 * (attempt + 1))
-                    raise RuntimeError(f"join: {r.status_code} {r.text[:200]}")
+                    raise RuntimeError(f"join: {problem}")
 
             return await asyncio.gather(*(one(i) for i in range(count)))
 
@@ -523,49 +529,57 @@ class Worker:
         try:
             while True:
                 name, params = await self.commands.get()
-                result: Any = None
-                if name == "setup":
-                    result = await self.setup(params)
-                elif name == "members":
-                    self.members = len([c for c in self.clients if not c.closed])
-                    self.pending.clear()
-                elif name == "lat_reset":
-                    self.lat, self.stride, self.nsample = array("I"), 1, 0
-                elif name == "lat":
-                    result = {"lat": self.lat.tobytes(), "stride": self.stride}
-                elif name == "townhall":
-                    result = await self.townhall(params)
-                elif name == "verify":
-                    result = self.verify(params)
-                elif name == "leave_close":
-                    result = await self.leave_close()
-                elif name == "abort_all":
-                    self.closing = True
-                    for client in self.clients:
-                        client.abort()
-                    self.clients = []
-                elif name == "probe":
-                    result = await self.probe(params)
-                elif name == "seqs":
-                    seqs = [c.user.seq for c in self.clients if not c.closed]
-                    result = {"n": len(seqs), "min": min(seqs, default=None), "max": max(seqs, default=None)}
-                elif name == "info":
-                    result = {
-                        "last_reconnect": self.last_reconnect,
-                        "errors": self.error_samples,
-                        "close_codes": self.close_codes,
-                    }
-                elif name == "quit":
-                    self.closing = True
-                    for client in self.clients:
-                        client.close()
-                    await asyncio.sleep(0.2)
+                try:
+                    result = await self._command(name, params)
+                except Exception as err:  # answer instead of dying: the coordinator reports it
+                    result = {"error": f"{type(err).__name__}: {err}"}
+                if name == "quit":
                     self.pipe.send(("quit", None))
                     return
                 self._publish_counters()
                 self.pipe.send((name, result))
         finally:
             ticker.cancel()
+
+    async def _command(self, name: str, params: Any) -> Any:
+        result: Any = None
+        if name == "setup":
+            result = await self.setup(params)
+        elif name == "members":
+            self.members = len([c for c in self.clients if not c.closed])
+            self.pending.clear()
+        elif name == "lat_reset":
+            self.lat, self.stride, self.nsample = array("I"), 1, 0
+        elif name == "lat":
+            result = {"lat": self.lat.tobytes(), "stride": self.stride}
+        elif name == "townhall":
+            result = await self.townhall(params)
+        elif name == "verify":
+            result = self.verify(params)
+        elif name == "leave_close":
+            result = await self.leave_close()
+        elif name == "abort_all":
+            self.closing = True
+            for client in self.clients:
+                client.abort()
+            self.clients = []
+        elif name == "probe":
+            result = await self.probe(params)
+        elif name == "seqs":
+            seqs = [c.user.seq for c in self.clients if not c.closed]
+            result = {"n": len(seqs), "min": min(seqs, default=None), "max": max(seqs, default=None)}
+        elif name == "info":
+            result = {
+                "last_reconnect": self.last_reconnect,
+                "errors": self.error_samples,
+                "close_codes": self.close_codes,
+            }
+        elif name == "quit":
+            self.closing = True
+            for client in self.clients:
+                client.close()
+            await asyncio.sleep(0.2)
+        return result
 
 
 def raise_nofile() -> int:
