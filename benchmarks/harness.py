@@ -127,7 +127,13 @@ class Harness:
         failures = [f for r in results for f in r["failures"]]
         if failures:
             self.progress.note(f"connect failures ({count - ok}): {failures[:3]}")
-        return {"requested": count, "ok": ok, "seconds": time.monotonic() - started, "failures": failures[:5]}
+        return {
+            "requested": count,
+            "ok": ok,
+            "seconds": time.monotonic() - started,
+            "guest_join_seconds": max(r["rest_seconds"] for r in results),
+            "failures": failures[:5],
+        }
 
     async def stop_workers(self) -> None:
         if self.pipes:

@@ -353,6 +353,7 @@ class Worker:
         if len(self.tokens) < len(indexes):
             self.tokens = await self.guest_tokens(len(indexes))
         tokens = self.tokens[: len(indexes)]
+        rest_done = time.monotonic()
         sem = asyncio.Semaphore(params.get("concurrency", 100))
         failures: list[str] = []
 
@@ -370,7 +371,12 @@ class Worker:
         await asyncio.gather(*(one(i, t) for i, t in zip(indexes, tokens, strict=True)))
         if self.clients and self.watched is None:
             self.watched = self.clients[0].user
-        return {"ok": len(self.clients), "failures": failures, "seconds": time.monotonic() - started}
+        return {
+            "ok": len(self.clients),
+            "failures": failures,
+            "seconds": time.monotonic() - started,
+            "rest_seconds": rest_done - started,
+        }
 
     async def probe(self, params: dict[str, Any]) -> dict[str, Any]:
         """Open, use and close `count` extra connections: `auth` only, `join` fresh, or `join_since` (recovery)."""
