@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import multiprocessing as mp
 import os
+import shutil
 import time
 import uuid
 from array import array
@@ -449,4 +450,8 @@ async def running(
             fleet.stop(keep_db=args.keep_db)
         else:
             fleet.stop()
+        if args.keep_logs:
+            progress.note(f"server logs kept in {fleet.workdir}")
+        else:
+            shutil.rmtree(fleet.workdir, ignore_errors=True)
         progress.done()

@@ -177,6 +177,7 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
     p.add_argument(
         "--redis", choices=["shared", "own"], default="shared", help="127.0.0.1:6379, or a private redis-server"
     )
+    p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (a roomcast-bench-* temp folder)")
     p.add_argument("--keep-db", action="store_true", help="keep the benchmark database afterwards")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
     p.add_argument("--warmup", type=float, default=3.0)
