@@ -7,11 +7,16 @@ that meeting decides what they may do. Payloads are untrusted: ids are parsed he
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+import asyncpg
 
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
@@ -65,6 +70,17 @@ def build_router(
     settings = services.settings
 
     roles: dict[tuple[uuid.UUID, uuid.UUID], tuple[Role, float]] = {}
+    local_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @contextlib.asynccontextmanager
+    async def in_order(meeting_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+        """`service.in_order`, queued in this process first: one pooled connection per meeting waits on
+        the advisory lock, however many of this process's frames change that meeting at once."""
+        lock = local_locks.get(meeting_id)
+        if lock is None:
+            lock = local_locks[meeting_id] = asyncio.Lock()
+        async with lock, service.in_order(services.db.pool, meeting_id) as connection:
+            yield connection
 
     async def member(
         session: SessionView, room: str, *, moderator: bool = False, fresh: bool = False
@@ -134,7 +150,7 @@ def build_router(
         question_id = parse_id(frame.question_id, "question_id")
         if frame.reason is not None and frame.action != "dismiss":
             raise FrameError(ErrorCode.BAD_REQUEST, "reason goes only with the dismiss action")
-        async with service.in_order(services.db.pool, meeting_id) as connection:
+        async with in_order(meeting_id) as connection:
             changes = await service.moderate(
                 connection, meeting_id, question_id, frame.action, text=frame.text, reason=frame.reason
             )
@@ -159,7 +175,7 @@ def build_router(
     async def edit(session: SessionView, frame: Edit) -> dict[str, Any]:
         meeting_id, principal, _ = await member(session, frame.room)
         question_id = parse_id(frame.question_id, "question_id")
-        async with service.in_order(services.db.pool, meeting_id) as connection:
+        async with in_order(meeting_id) as connection:
             change = await service.edit(connection, meeting_id, question_id, principal.user_id, frame.text)
             await publish_changes(services.broker, [change])
         assert change.after is not None
@@ -169,7 +185,7 @@ def build_router(
     async def delete(session: SessionView, frame: Delete) -> dict[str, Any]:
         meeting_id, principal, role = await member(session, frame.room, fresh=True)
         question_id = parse_id(frame.question_id, "question_id")
-        async with service.in_order(services.db.pool, meeting_id) as connection:
+        async with in_order(meeting_id) as connection:
             change = await service.delete(
                 connection, meeting_id, question_id, principal.user_id, moderator=role in MODERATORS
             )
@@ -180,7 +196,7 @@ def build_router(
     async def merge(session: SessionView, frame: Merge) -> dict[str, Any]:
         meeting_id, _, _ = await member(session, frame.room, moderator=True)
         question_id, into_id = parse_id(frame.question_id, "question_id"), parse_id(frame.into_id, "into_id")
-        async with service.in_order(services.db.pool, meeting_id) as connection:
+        async with in_order(meeting_id) as connection:
             source, target = await service.merge(connection, meeting_id, question_id, into_id)
             await publish_changes(services.broker, [source, target])
         assert source.after is not None
