@@ -218,27 +218,15 @@ function onSnapshot(snapshot) {
 }
 
 function onMeetingEvent(event) {
-  switch (event.type) {
-    case "question.created":
-    case "question.updated": {
-      const result = store.upsert(event.question);
-      if (result === "created" && event.type === "question.created" && !isMine(event.question)) announce(event.question);
-      break;
-    }
-    case "question.removed":
-      store.remove(event.question_id);
-      break;
-    case "question.votes":
-      store.setVotes(event.question_id, event.votes);
-      break;
-    case "presence":
+  const outcome = store.apply(event);
+  if (outcome === "created" && event.type === "question.created" && !isMine(event.question)) announce(event.question);
+  if (outcome === undefined) {
+    if (event.type === "presence") {
       showPresence(event.count);
       return;
-    case "meeting.updated":
-      showMeeting(event.meeting);
-      break;
-    default:
-      return;
+    }
+    if (event.type !== "meeting.updated") return;
+    showMeeting(event.meeting);
   }
   render();
 }

@@ -161,27 +161,15 @@ function stopClient() {
 }
 
 function onModerationEvent(event) {
-  switch (event.type) {
-    case "question.created":
-      if (store.upsert(event.question) === "created") announce(event.question);
-      break;
-    case "question.updated":
-      store.upsert(event.question);
-      break;
-    case "question.removed":
-      store.remove(event.question_id);
-      break;
-    case "question.votes":
-      store.setVotes(event.question_id, event.votes);
-      break;
-    case "presence":
+  const outcome = store.apply(event);
+  if (outcome === "created" && event.type === "question.created") announce(event.question);
+  if (outcome === undefined) {
+    if (event.type === "presence") {
       showPresence(event.count);
       return;
-    case "meeting.updated":
-      showMeeting(event.meeting);
-      break;
-    default:
-      return;
+    }
+    if (event.type !== "meeting.updated") return;
+    showMeeting(event.meeting);
   }
   render();
 }

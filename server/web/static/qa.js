@@ -58,6 +58,27 @@ export class QuestionStore {
     return this.byId.delete(id);
   }
 
+  /**
+   * Apply one room event about questions: `question.created`, `.updated`, `.removed`, `.votes`.
+   * Returns what `upsert` returns for created/updated ("created", "updated" or null when stale),
+   * "changed" for removals and vote counts, or undefined for an event that is not about questions.
+   */
+  apply(event) {
+    switch (event.type) {
+      case "question.created":
+      case "question.updated":
+        return this.upsert(event.question);
+      case "question.removed":
+        this.remove(event.question_id);
+        return "changed";
+      case "question.votes":
+        this.setVotes(event.question_id, event.votes);
+        return "changed";
+      default:
+        return undefined;
+    }
+  }
+
   get(id) {
     return this.byId.get(id);
   }
