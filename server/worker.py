@@ -40,8 +40,7 @@ def queue_name(settings: Settings) -> str:
     return f"{settings.redis_prefix}:jobs"
 
 
-def make_queue(settings: Settings, redis: Redis | None = None) -> RedisQueue:
-    redis = redis or Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+def make_queue(settings: Settings, redis: Redis) -> RedisQueue:
     return RedisQueue(redis, name=queue_name(settings))
 
 

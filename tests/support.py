@@ -252,18 +252,6 @@ def running_workers(env: dict[str, str], count: int) -> Iterator[list[subprocess
                 worker.wait()
 
 
-@contextlib.contextmanager
-def running_servers(env: dict[str, str], count: int) -> Iterator[list[ServerProcess]]:
-    servers = [ServerProcess(env=dict(env)).start() for _ in range(count)]
-    try:
-        for server in servers:
-            server.wait_ready()
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
-
-
 def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `roomcast <args>` as a subprocess and capture its output."""
     return subprocess.run(
