@@ -188,7 +188,7 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
         "--uvicorn-ws",
         choices=["websockets", "websockets-sansio", "wsproto"],
         default=None,
-        help="serve roomcast with this uvicorn --ws instead of `roomcast serve`'s (benchmarks/serve_ws.py)",
+        help="serve roomcast with this uvicorn --ws (`roomcast serve --ws`)",
     )
     p.add_argument("--profile", action="store_true", help="py-spy every server process in the first measured phase")
     p.add_argument("--window", type=int, default=8, help="events in flight when pacing by delivery")

@@ -271,7 +271,7 @@ class RoomcastFleet(Fleet):
         port = free_port()
         argv = [str(VENV_BIN / "roomcast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"]
         if self.uvicorn_ws:
-            argv = [sys.executable, "-m", "benchmarks.serve_ws", "--ws", self.uvicorn_ws, "--port", str(port)]
+            argv += ["--ws", self.uvicorn_ws]
         server = self._spawn(f"roomcast{len(self.servers)}", port, argv, self.env)
         self.servers.append(server)
         return server

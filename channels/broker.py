@@ -45,6 +45,7 @@ from redis.exceptions import RedisError
 
 from channels.metrics import Metrics
 from channels.protocol import Event
+from channels.wire import ws_frame
 
 log = logging.getLogger("roomcast.broker")
 
@@ -121,7 +122,7 @@ class Envelope:
     object as MessagePack, converted the first time a MessagePack member needs it.
     """
 
-    __slots__ = ("_binary", "_text", "data", "epoch", "kind", "published_at", "room", "seq")
+    __slots__ = ("_binary", "_packed", "_text", "_wire", "data", "epoch", "kind", "published_at", "room", "seq")
 
     def __init__(self, room: str, epoch: str, seq: int, kind: str, data: bytes, published_at: float | None) -> None:
         self.room = room
@@ -134,16 +135,31 @@ class Envelope:
         """`time.time()` when `publish` was called; None for replayed history."""
         self._text: dict[str, Any] | None = None
         self._binary: dict[str, Any] | None = None
+        self._packed: bytes | None = None
+        self._wire: list[bytes | None] = [None, None]
+
+    def packed(self) -> bytes:
+        """The event as MessagePack, converted once."""
+        if self._packed is None:
+            self._packed = msgspec.msgpack.encode(msgspec.json.decode(self.data))
+        return self._packed
 
     def message(self, binary: bool) -> dict[str, Any]:
+        """The ASGI `websocket.send` message for a member speaking `binary` (MessagePack) or JSON."""
         if binary:
             if self._binary is None:
-                packed = msgspec.msgpack.encode(msgspec.json.decode(self.data))
-                self._binary = {"type": "websocket.send", "bytes": packed}
+                self._binary = {"type": "websocket.send", "bytes": self.packed()}
             return self._binary
         if self._text is None:
             self._text = {"type": "websocket.send", "text": self.data.decode()}
         return self._text
+
+    def wire(self, binary: bool) -> bytes:
+        """The whole WebSocket frame, the same bytes for every member speaking the same format."""
+        frame = self._wire[binary]
+        if frame is None:
+            frame = self._wire[binary] = ws_frame(self.packed() if binary else self.data, binary)
+        return frame
 
 
 class Subscriber(Protocol):
@@ -580,8 +596,9 @@ class Broker:
         if entry is None:
             return
         try:
-            epoch, seq, published_at, kind, payload = data.split(b" ", 4)
-            envelope = Envelope(entry.name, epoch.decode(), int(seq), kind.decode(), payload, float(published_at))
+            epoch, seq, stamp, kind, payload = data.split(b" ", 4)
+            published_at = float(stamp)
+            envelope = Envelope(entry.name, epoch.decode(), int(seq), kind.decode(), payload, published_at)
         except ValueError:
             log.warning("broker.message_invalid", extra={"room": entry.name})
             return
@@ -594,6 +611,8 @@ class Broker:
                 sub.buffer.append(envelope)
             else:
                 sub.subscriber.overflow()
+        if entry.subs:  # once per event: every local member has it written (or queued behind a slow socket)
+            self.metrics.fanout_latency.observe(max(0.0, time.time() - published_at))
         if behind:
             self._request_resync(entry)
 

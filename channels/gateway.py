@@ -34,7 +34,7 @@ from litestar import Litestar, Response, asgi, get
 from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
 from litestar.plugins import InitPluginProtocol
-from litestar.types import Receive, Scope, Send
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from channels.asyncapi import asyncapi_document
 from channels.broker import Broker, BrokerUnavailable, Envelope, Subscription, room_matches
@@ -64,6 +64,7 @@ from channels.protocol import (
 )
 from channels.rooms import RoomHub
 from channels.seams import Authenticator, FrameRouter, Handler, Identity, RoomPolicy, merge_routers
+from channels.wire import DirectSocket, ws_frame
 
 log = logging.getLogger("roomcast.ws")
 
@@ -108,6 +109,8 @@ class GatewayConfig:
     close_timeout_s: float = 10.0
     """How long a close may wait behind a stalled socket before the connection is dropped."""
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    direct_writes: bool = True
+    """Write frames straight to uvicorn's sans-I/O connections (`channels.wire`); off: ASGI `send` only."""
     path: str = "/ws"
     asyncapi_path: str | None = "/asyncapi.json"
     title: str = "roomcast"
@@ -126,18 +129,57 @@ class _Probe(msgspec.Struct):
     ref: Any = None
 
 
-Prepared = tuple[dict[str, Any], str, "float | None"]
-"""A ready ASGI message, its frame type (for metrics) and when its event was published."""
+class Own:
+    """A frame for one connection only (a reply, an error, a `joined`), encoded for its wire format."""
+
+    __slots__ = ("binary", "kind", "payload")
+
+    def __init__(self, payload: bytes, kind: str, binary: bool) -> None:
+        self.payload = payload
+        self.kind = kind
+        self.binary = binary
+
+    def message(self, binary: bool) -> dict[str, Any]:
+        if self.binary:
+            return {"type": "websocket.send", "bytes": self.payload}
+        return {"type": "websocket.send", "text": self.payload.decode()}
+
+    def wire(self, binary: bool) -> bytes:
+        return ws_frame(self.payload, self.binary)
+
+
+class Close:
+    """The last item of a connection's queue: sent through ASGI so the server runs the close handshake."""
+
+    __slots__ = ("code", "reason")
+    kind = "close"
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+Outgoing = Envelope | Own | Close
+"""What waits in a connection's send queue: a shared room event, a frame of its own, the close."""
 
 
 class Session:
-    """One authenticated connection: what handlers see (`SessionView`) and what the broker feeds."""
+    """One authenticated connection: what handlers see (`SessionView`) and what the broker feeds.
+
+    Frames go straight to the socket when nothing is queued before them and the socket takes
+    writes (`DirectSocket`, one `write` per frame, no task switch); otherwise they wait in the
+    queue for the writer task, which drains it when the socket is writable again, several
+    frames per system call. Without a `DirectSocket` (not uvicorn's sans-I/O connection) every
+    frame goes through the writer task and ASGI `send`.
+    """
 
     __slots__ = (
         "_deadline",
+        "_direct",
         "_identity",
         "_last",
         "_limited_until",
+        "_metrics",
         "_queue",
         "_send",
         "_session_id",
@@ -152,14 +194,25 @@ class Session:
         "subscriptions",
     )
 
-    def __init__(self, gateway: Gateway, send: RawSend, *, session_id: str, identity: Identity, binary: bool) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        send: RawSend,
+        *,
+        session_id: str,
+        identity: Identity,
+        binary: bool,
+        direct: DirectSocket | None = None,
+    ) -> None:
         self.gateway = gateway
+        self._metrics = gateway.metrics
         self._send = send
+        self._direct = direct
         self._session_id = session_id
         self._identity = identity
         self.binary = binary
         self.subscriptions: dict[str, Subscription] = {}
-        self._queue: deque[Prepared] = deque()
+        self._queue: deque[Outgoing] = deque()
         self._wake = asyncio.Event()
         self.close_code: int | None = None
         self.reader: asyncio.Task[Any] | None = None
@@ -183,36 +236,38 @@ class Session:
     def rooms(self) -> frozenset[str]:
         return frozenset(self.subscriptions)
 
-    # sending
-    def encode(self, frame: ServerFrame) -> Prepared:
-        """Encode once for this connection's wire format (raises on an unencodable payload)."""
-        if self.binary:
-            message = {"type": "websocket.send", "bytes": _MSGPACK.encode(frame)}
-        else:
-            message = {"type": "websocket.send", "text": _JSON.encode(frame).decode()}
-        return message, frame_type(type(frame)), None
+    @property
+    def direct(self) -> bool:
+        """Frames are written straight to the socket (`DirectSocket`), not through ASGI `send`."""
+        return self._direct is not None
 
-    def push(self, prepared: Prepared) -> None:
+    # sending
+    def encode(self, frame: ServerFrame) -> Own:
+        """Encode once for this connection's wire format (raises on an unencodable payload)."""
+        payload = _MSGPACK.encode(frame) if self.binary else _JSON.encode(frame)
+        return Own(payload, frame_type(type(frame)), self.binary)
+
+    def push(self, item: Own | Envelope) -> None:
+        """Write now if nothing waits before it and the socket takes it, else queue (never blocks)."""
         if self.close_code is not None:
+            return
+        direct = self._direct
+        if direct is not None and not self._queue and direct.writable():
+            direct.write(item.wire(self.binary))
+            self._metrics.frame_out(item.kind)
             return
         if len(self._queue) >= self.gateway.config.max_queue:
             self.overflow()
             return
-        self._queue.append(prepared)
+        self._queue.append(item)
         self._wake.set()
 
     def send_frame(self, frame: ServerFrame) -> None:
-        """Queue a server frame for this connection only (handlers may use it for extra frames)."""
+        """Send a server frame to this connection only (handlers may use it for extra frames)."""
         self.push(self.encode(frame))
 
-    def deliver(self, envelope: Envelope) -> None:
-        if self.close_code is not None:
-            return
-        if len(self._queue) >= self.gateway.config.max_queue:
-            self.overflow()
-            return
-        self._queue.append((envelope.message(self.binary), envelope.kind, envelope.published_at))
-        self._wake.set()
+    deliver = push
+    """The broker's `Subscriber.deliver`: a room event, in order after everything before it."""
 
     def overflow(self) -> None:
         if self.close_code is not None:
@@ -231,7 +286,7 @@ class Session:
         self.close_code = code
         if code == CloseCode.TOO_SLOW:
             self._queue.clear()
-        self._queue.append(({"type": "websocket.close", "code": code, "reason": reason}, "close", None))
+        self._queue.append(Close(code, reason))
         self._wake.set()
         log.info("ws.closing", extra={"session_id": self._session_id, "user_id": self._identity.user_id, "code": code})
         self._deadline = asyncio.get_running_loop().call_later(self.gateway.config.close_timeout_s, self._give_up)
@@ -242,24 +297,46 @@ class Session:
             self.reader.cancel()
 
     async def write_forever(self) -> None:
-        queue, wake, send, metrics = self._queue, self._wake, self._send, self.gateway.metrics
+        """Drain the queue in order until the close is sent (or the peer is gone)."""
+        queue, wake, direct = self._queue, self._wake, self._direct
         try:
             while True:
                 if not queue:
                     wake.clear()
                     await wake.wait()
                     continue
-                message, kind, published_at = queue.popleft()
-                await send(message)
-                if kind == "close":
+                item = queue[0]
+                if isinstance(item, Close):
+                    queue.clear()
+                    await self._send({"type": "websocket.close", "code": item.code, "reason": item.reason})
                     return
-                metrics.frame_out(kind)
-                if published_at is not None:
-                    metrics.fanout_latency.observe(max(0.0, time.time() - published_at))
+                if direct is None:
+                    queue.popleft()
+                    await self._send(item.message(self.binary))
+                    self._metrics.frame_out(item.kind)
+                elif direct.writable():
+                    self._write_queued(direct)
+                elif direct.closed():
+                    return  # the reader sees the disconnect
+                else:
+                    await direct.drained()  # the item stays first in the queue: later frames queue behind it
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the peer went away mid-send: the reader sees the disconnect
             log.debug("ws.write_stopped", extra={"session_id": self._session_id, "error": type(err).__name__})
+
+    def _write_queued(self, direct: DirectSocket) -> None:
+        """Everything queued up to the close (if any), in one system call."""
+        queue, binary, metrics = self._queue, self.binary, self._metrics
+        frames: list[bytes] = []
+        while queue:
+            item = queue[0]
+            if isinstance(item, Close):
+                break
+            queue.popleft()
+            frames.append(item.wire(binary))
+            metrics.frame_out(item.kind)
+        direct.write_many(frames)
 
     # flooding
     def allow(self, now: float) -> int | None:
@@ -344,7 +421,14 @@ class Gateway:
         identity = await self._authenticate(receive, send, binary)
         if identity is None:
             return
-        session = Session(self, send, session_id=secrets.token_hex(12), identity=identity, binary=binary)
+        session = Session(
+            self,
+            send,
+            session_id=secrets.token_hex(12),
+            identity=identity,
+            binary=binary,
+            direct=DirectSocket.of(asgi_send) if self.config.direct_writes else None,
+        )
         session.reader = asyncio.current_task()
         self.sessions[session.session_id] = session
         self.metrics.connections.inc()
@@ -356,6 +440,7 @@ class Gateway:
                 "user_id": identity.user_id,
                 "guest": identity.guest,
                 "format": "msgpack" if binary else "json",
+                "direct": session.direct,
             },
         )
         disconnect_code: Any = None
@@ -594,6 +679,23 @@ class GatewayPlugin(InitPluginProtocol):
         app_config.route_handlers.extend(handlers)
         app_config.lifespan.append(self._lifespan)
         return app_config
+
+    def front(self, app: ASGIApp) -> ASGIApp:
+        """`app` with WebSocket connections to `/ws` taken straight to the gateway, ahead of it.
+
+        Litestar wraps the `send` of every route in its exception middleware, one more coroutine
+        per frame per member; ahead of it the gateway gets the server's own `send`, and with it
+        `DirectSocket`. The route the plugin adds stays for servers that run `app` itself.
+        """
+        path, handle = self.gateway.config.path, self.gateway.handle
+
+        async def front(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == ScopeType.WEBSOCKET and scope["path"] == path:
+                await handle(scope, receive, send)
+            else:
+                await app(scope, receive, send)
+
+        return front
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Litestar) -> AsyncGenerator[None, None]:

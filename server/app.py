@@ -166,13 +166,19 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def app_from_environment() -> Litestar:
+def serving_app(settings: Settings) -> ASGIApp:
+    """What `roomcast serve` runs: the app, with `/ws` connections taken ahead of Litestar's middleware."""
+    app = create_app(settings)
+    return app.plugins.get(GatewayPlugin).front(app)
+
+
+def app_from_environment() -> ASGIApp:
     """uvicorn's factory for worker processes: read Settings once from the environment."""
     from server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return serving_app(settings)
 
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["app_from_environment", "create_app", "serving_app"]

@@ -90,11 +90,19 @@ def cli() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
 @click.option("--no-migrate", is_flag=True, help="Do not apply pending migrations before serving.")
-def serve(host: str, port: int, workers: int, no_migrate: bool) -> None:
+@click.option(
+    "--ws",
+    "ws_impl",
+    type=click.Choice(["websockets-sansio", "wsproto", "websockets"]),
+    default="websockets-sansio",
+    show_default=True,
+    help="uvicorn's WebSocket implementation; the default is the fastest and the only one written to directly.",
+)
+def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str) -> None:
     """Run the HTTP and WebSocket server (and, with embedded services, an in-process job worker)."""
     import uvicorn
 
-    from server.app import create_app
+    from server.app import serving_app
     from server.db import migrate
 
     settings = _load()
@@ -109,7 +117,7 @@ def serve(host: str, port: int, workers: int, no_migrate: bool) -> None:
             # sansio: the maintained implementation; it closes frames over ws_max_size with 1009, writes
             # close 1012 to every socket on shutdown, and drops a peer whose pong is ws_ping_timeout late,
             # so a silent peer is gone within two heartbeats. ASGI apps cannot send pings themselves.
-            "ws": "websockets-sansio",
+            "ws": ws_impl,
             "ws_max_size": 64 * 1024,
             "ws_ping_interval": float(ready.heartbeat_s),
             "ws_ping_timeout": float(ready.heartbeat_s),
@@ -121,7 +129,7 @@ def serve(host: str, port: int, workers: int, no_migrate: bool) -> None:
         }
         ready = msgspec.structs.replace(ready, in_process_worker=ready.in_process_worker or run_worker)
         if workers == 1:
-            uvicorn.run(create_app(ready), **options)  # type: ignore[arg-type]
+            uvicorn.run(serving_app(ready), **options)  # type: ignore[arg-type]
         else:
             _export(ready)
             uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]

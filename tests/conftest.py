@@ -81,9 +81,9 @@ def start_servers(server_env: dict[str, str]) -> Iterator[Callable[..., list[Ser
     """`start_servers(2)` starts real `roomcast serve` processes on this test's database; stopped after."""
     started: list[ServerProcess] = []
 
-    def start(count: int = 1, **extra_env: str) -> list[ServerProcess]:
+    def start(count: int = 1, *, args: tuple[str, ...] = (), **extra_env: str) -> list[ServerProcess]:
         env = {**server_env, **extra_env}
-        servers = [ServerProcess(env=env).start() for _ in range(count)]
+        servers = [ServerProcess(env=env, args=("--no-migrate", *args)).start() for _ in range(count)]
         started.extend(servers)
         for server in servers:
             server.wait_ready()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import signal
 import socket
@@ -270,7 +271,9 @@ async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -
     deadline = time.monotonic() + timeout
     while True:
         try:
-            result = await check() if asyncio.iscoroutinefunction(check) else check()
+            result = check()
+            if inspect.isawaitable(result):  # a coroutine function, or a lambda returning a coroutine
+                result = await result
             if result:
                 return result
         except AssertionError:

@@ -142,11 +142,21 @@ async def test_a_foreign_origin_is_refused_with_403_before_the_upgrade(
             assert ws.welcome is not None
 
 
+WRITE_PATHS = pytest.mark.parametrize(
+    "ws_impl",
+    [
+        pytest.param("websockets-sansio", id="direct-writes"),  # the gateway writes frames to the transport
+        pytest.param("websockets", id="asgi-send"),  # no DirectSocket: every frame through ASGI send
+    ],
+)
+
+
+@WRITE_PATHS
 async def test_a_slow_consumer_is_closed_with_4008_while_a_fast_one_keeps_up(
-    start_servers: StartServers, world: World, redis_prefix: str, services: object
+    start_servers: StartServers, world: World, redis_prefix: str, services: object, ws_impl: str
 ) -> None:
     """PITFALL 3: a client that never reads during 10,000 events."""
-    (server,) = start_servers(1)
+    (server,) = start_servers(1, args=("--ws", ws_impl))
     owner = await world.user("Olive")
     meeting = await world.meeting(owner)
     room = f"meeting:{meeting}"
@@ -173,6 +183,38 @@ async def test_a_slow_consumer_is_closed_with_4008_while_a_fast_one_keeps_up(
         assert fast.events(room)[-1]["seq"] <= last
         assert (await fast.request({"type": "ping"}))["type"] == "pong"
         assert await metric(server, "roomcast_ws_queue_overflows_total") == 1.0
+
+
+@WRITE_PATHS
+async def test_a_briefly_stalled_reader_gets_every_event_in_order_once_it_reads_again(
+    start_servers: StartServers, world: World, redis_prefix: str, services: object, ws_impl: str
+) -> None:
+    """Frames that queue while the socket's buffers are full go out later, in order, none lost."""
+    (server,) = start_servers(1, args=("--ws", ws_impl))
+    owner = await world.user("Olive")
+    meeting = await world.meeting(owner)
+    room = f"meeting:{meeting}"
+    total = 1_200  # ~1.2 MB: far past the socket buffers, well under the 2,000-frame send queue
+    async with (
+        connect(server.ws_url, owner.token, rcvbuf=16384, max_queue=1) as stalled,
+        test_broker(services.redis_url, redis_prefix) as broker,  # type: ignore[attr-defined]
+    ):
+        first = await stalled.join(room)
+        await stalled.stop_reading()
+        text = "y" * 1000
+        for start in range(0, total, 200):
+            await asyncio.gather(*(broker.publish(Note(room=room, text=text)) for _ in range(start, start + 200)))
+        await asyncio.sleep(0.5)
+        stalled.start_reading()
+        await stalled.wait_count(lambda f: f.get("type") == "test.note", total, timeout=30)
+        assert (await stalled.request({"type": "ping"}))["type"] == "pong"
+        notes = stalled.events(room, "test.note")
+        assert len(notes) == total
+        assert_no_silent_gap(stalled, room, stalled.events(room)[-1]["seq"])
+        assert stalled.events(room)[-1]["seq"] > first["seq"]
+    assert await metric(server, "roomcast_ws_queue_overflows_total") == 0.0
+    direct = ws_impl == "websockets-sansio"
+    assert re.search(rf"ws\.authenticated .*direct={direct}", server.log()), server.log()[-2000:]
 
 
 async def test_a_silent_peer_is_dropped_within_two_heartbeats(start_servers: StartServers, world: World) -> None:
