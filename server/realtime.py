@@ -11,8 +11,12 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
 from channels.seams import Authenticator, Identity
-from server.auth.identity import resolve_token
+from server import cache
+from server.auth.identity import API_KEY_PREFIX, Principal, resolve_token
+from server.auth.tokens import decode_token
 from server.services import Services
 
 log = logging.getLogger("roomcast.realtime")
@@ -24,20 +28,59 @@ async def _none_unread(services: Services, user_id: uuid.UUID) -> int:
     return 0
 
 
+class _Known(msgspec.Struct, array_like=True):
+    """What a reconnect needs to know about a token: cached in Redis (`server.cache`)."""
+
+    principal: Principal
+    unread: int
+
+
+_decode_known = msgspec.msgpack.Decoder(_Known).decode
+_encode_known = msgspec.msgpack.Encoder().encode
+
+
 def authenticator(services: Services, unread: UnreadCount = _none_unread) -> Authenticator:
-    """Access tokens, guest tokens and API keys, exactly as REST accepts them; `unread` fills `welcome`."""
+    """Access tokens, guest tokens and API keys, exactly as REST accepts them; `unread` fills `welcome`.
+
+    For access and guest tokens the answer (who, and the unread count) is kept in Redis under
+    the user's cache scope (and a guest's meeting's), which logout, refresh-token reuse, a new
+    or read notification and a deleted meeting invalidate: a reconnect storm asks PostgreSQL
+    nothing. The token's signature and expiry are still checked every time. API keys are
+    looked up every time (an integration does not reconnect in storms).
+    """
+
+    async def lookup(token: str) -> _Known | None:
+        principal = await resolve_token(services, token)
+        if principal is None:
+            return None
+        return _Known(principal, await unread(services, principal.user_id))
 
     async def authenticate(token: str) -> Identity | None:
         if not token or len(token) > 4096:
             return None
-        principal = await resolve_token(services, token)
-        if principal is None:
+        claims = None if token.startswith(API_KEY_PREFIX) else decode_token(services.settings, token)
+        if claims is None:
+            known = await lookup(token)
+        else:
+            name = f"ws-identity:{claims.typ}:{claims.sub}:{claims.fam}:{claims.mid}"
+            scopes = [cache.user_scope(claims.sub)]
+            if claims.mid is not None:
+                scopes.append(cache.meeting_scope(claims.mid))
+            cached, versions = await cache.read(services, name, scopes)
+            if cached is not None:
+                known = _decode_known(cached)
+            else:
+                known = await lookup(token)
+                if known is not None:
+                    await cache.store(services, name, _encode_known(known), versions)
+        if known is None:
             return None
+        principal = known.principal
         return Identity(
             user_id=str(principal.user_id),
             display_name=principal.display_name,
             guest=principal.guest,
-            unread_notifications=await unread(services, principal.user_id),
+            unread_notifications=known.unread,
             context=principal,
         )
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from server import cache
 from server.auth import limits
 from server.auth.identity import API_KEY_PREFIX
 from server.auth.passwords import hash_password, needs_rehash, verify_password
@@ -169,6 +170,8 @@ async def refresh(services: Services, token: str) -> Session:
             extra |= {"user_id": str(row["user"]), "family_id": str(row["family_id"])}
         # a reused token is the one outcome that may mean a stolen token: worth a warning
         log.log(logging.WARNING if outcome == "reused" else logging.INFO, "auth.refresh_refused", extra=extra)
+        if outcome == "reused" and row is not None:
+            await cache.invalidate(services, cache.user_scope(row["user"]))
         raise unauthorized("the refresh token is invalid, expired or already used")
     return session
 
@@ -185,6 +188,7 @@ async def logout(services: Services, token: str) -> None:
             "UPDATE refresh_tokens SET spent_at = coalesce(spent_at, now()) WHERE id = $1", row["id"]
         )
         await _revoke_family(connection, row["family_id"])
+    await cache.invalidate(services, cache.user_scope(row["user"]))
     log.info("auth.logout", extra={"user_id": str(row["user"]), "family_id": str(row["family_id"])})
 
 

@@ -1,9 +1,10 @@
 """The meeting rooms: `meeting:<id>` (everyone in the meeting) and `meeting:<id>:moderation` (owner, presenters).
 
-Authorisation asks `role_in`, the one question every meeting permission asks. Someone with no
-role gets `not_found`, exactly like a meeting that does not exist (or a malformed room name),
-so the room layer never confirms that someone else's meeting exists; a participant asking for
-the moderation room knows the meeting, so they get `forbidden`.
+Authorisation asks `role_in`, the one question every meeting permission asks (here through
+`cached_role_in`, so a rejoin needs no PostgreSQL). Someone with no role gets `not_found`,
+exactly like a meeting that does not exist (or a malformed room name), so the room layer never
+confirms that someone else's meeting exists; a participant asking for the moderation room
+knows the meeting, so they get `forbidden`.
 
 The snapshot is SPEC's `{"meeting": Meeting, "questions": [Question], "presence": {"count"}}`.
 Questions come from an injected callable, so this module does not depend on the Q&A feature:
@@ -19,7 +20,7 @@ from typing import Any
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import SessionView
 from server.auth.identity import Principal
-from server.meetings.roles import MODERATORS, role_in
+from server.meetings.roles import MODERATORS, cached_role_in
 from server.meetings.service import load_meeting
 from server.services import Services
 
@@ -81,7 +82,7 @@ class MeetingRoomPolicy:
         if parsed is None:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         meeting_id, moderation = parsed
-        role = await role_in(self.services, meeting_id, principal_of(session))
+        role = await cached_role_in(self.services, meeting_id, principal_of(session))
         if role is None:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         if moderation and role not in MODERATORS:

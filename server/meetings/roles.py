@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Literal, cast, get_args
 
+from server import cache
 from server.auth.identity import Principal
 from server.services import Services
 
 Role = Literal["owner", "presenter", "participant"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
 MODERATORS: frozenset[Role] = frozenset({"owner", "presenter"})
 
 
@@ -31,4 +33,20 @@ async def role_in(services: Services, meeting_id: uuid.UUID, principal: Principa
     if row is None or row["role"] is None:
         return None
     role: Role = row["role"]
+    return role
+
+
+async def cached_role_in(services: Services, meeting_id: uuid.UUID, principal: Principal) -> Role | None:
+    """`role_in`, kept in Redis (`server.cache`) for the WebSocket join: a rejoin asks PostgreSQL nothing.
+
+    The meeting's cache scope is invalidated when the meeting is deleted or a presenter is added or
+    removed; a stranger's None is not kept, so becoming a participant needs no invalidation.
+    """
+    name = f"ws-role:{meeting_id}:{principal.user_id}:{principal.guest_meeting_id}"
+    cached, versions = await cache.read(services, name, [cache.meeting_scope(meeting_id)])
+    if cached is not None and cached.decode() in ROLES:
+        return cast(Role, cached.decode())
+    role = await role_in(services, meeting_id, principal)
+    if role is not None:
+        await cache.store(services, name, role.encode(), versions)
     return role

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 
+from server import cache
 from server.auth.identity import Principal
 from server.auth.passwords import hash_password
 from server.auth.service import display_name, normalise_email
@@ -333,6 +334,7 @@ async def delete_meeting(services: Services, meeting_id: uuid.UUID) -> None:
         deleted = await connection.fetchval("DELETE FROM meetings WHERE id = $1 RETURNING id", meeting_id)
     if deleted is None:
         raise not_found("no such meeting")
+    await cache.invalidate(services, cache.meeting_scope(meeting_id))
     log.info("meetings.deleted", extra={"meeting_id": str(meeting_id)})
     await close_meeting_rooms(services, meeting_id)
 
@@ -360,6 +362,7 @@ async def add_presenter(services: Services, meeting_id: uuid.UUID, email: str) -
         )
     log.info("meetings.presenter_added", extra={"meeting_id": str(meeting_id), "user_id": str(user_id)})
     if promoted:
+        await cache.invalidate(services, cache.meeting_scope(meeting_id))
         await triggers.presenter_added(services, meeting_id, user_id)
     return Presenter(user_id=user_id, role="presenter")
 
@@ -375,6 +378,7 @@ async def remove_presenter(services: Services, meeting_id: uuid.UUID, user_id: u
         )
     if removed is None:
         raise not_found("this user is not a presenter of the meeting")
+    await cache.invalidate(services, cache.meeting_scope(meeting_id))
     log.info("meetings.presenter_removed", extra={"meeting_id": str(meeting_id), "user_id": str(user_id)})
     await remove_from_rooms(services, meeting_id, [user_id])
 

@@ -13,6 +13,7 @@ import msgspec
 
 from channels.protocol import ClientFrame, ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
+from server import cache
 from server.meetings.policy import principal_of
 from server.notifications.service import COLUMNS, notification_view, unread_count
 from server.services import Services
@@ -76,12 +77,14 @@ def build_router(services: Services) -> FrameRouter:
                 continue  # like an unknown id: ignored
         user_id = _user(session)
         async with services.db.pool.acquire() as connection:
-            await connection.execute(
+            marked: str = await connection.execute(
                 "UPDATE notifications SET read_at = now() "
                 'WHERE "user" = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL',
                 user_id,
                 ids,
             )
+        if marked != "UPDATE 0":
+            await cache.invalidate(services, cache.user_scope(user_id))  # the unread count in `welcome`
         return {"unread": await unread_count(services, user_id)}
 
     return router

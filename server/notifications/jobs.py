@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from server import cache
 from server.notifications.service import notify
 from server.times import iso_z
 
@@ -94,7 +95,14 @@ async def purge_old_notifications(ctx: Context) -> int:
     services = ctx["services"]
     cutoff = datetime.now(UTC) - timedelta(days=services.settings.notification_retention_days)
     async with services.db.pool.acquire() as connection:
-        result: str = await connection.execute("DELETE FROM notifications WHERE created_at < $1", cutoff)
-    deleted = int(result.split()[-1])
+        row = await connection.fetchrow(
+            """WITH gone AS (DELETE FROM notifications WHERE created_at < $1 RETURNING "user", read_at)
+               SELECT count(*) AS deleted,
+                      coalesce(array_agg(DISTINCT "user") FILTER (WHERE read_at IS NULL), '{}') AS unread_of
+               FROM gone""",
+            cutoff,
+        )
+    deleted = int(row["deleted"])
+    await cache.invalidate(services, *(cache.user_scope(user) for user in row["unread_of"]))  # their unread counts
     log.info("job.purge_notifications", extra={"deleted": deleted})
     return deleted

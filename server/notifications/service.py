@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from channels.protocol import Event
+from server import cache
 from server.services import Services
 from server.times import iso_z
 
@@ -73,6 +74,7 @@ async def notify(
         )  # fmt: skip
     if row is None:
         return None
+    await cache.invalidate(services, cache.user_scope(user_id))  # the unread count in `welcome`
     notification = notification_view(row)
     await services.broker.publish(NotificationEvent(room=f"user:{user_id}", notification=notification))
     log.info("notification.sent", extra={"user_id": str(user_id), "kind": kind, "notification_id": notification.id})
