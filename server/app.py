@@ -20,7 +20,6 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from redis.asyncio import Redis
 
 from channels.broker import Broker
 from channels.gateway import GatewayConfig, GatewayPlugin
@@ -42,7 +41,7 @@ from server.qa import handlers as qa_handlers
 from server.qa import routes as qa_routes
 from server.qa.votes import VoteCoalescer
 from server.realtime import authenticator
-from server.services import Services
+from server.services import Services, redis_client
 from server.settings import Settings, load_settings
 from server.web import routes as web
 from server.worker import create_worker
@@ -55,7 +54,7 @@ MAX_BODY_BYTES = 1024 * 1024
 
 def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
-    redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    redis = redis_client(settings.redis_url)
     metrics = Metrics()
     services = Services(
         settings=settings,

@@ -98,7 +98,14 @@ def cli() -> None:
     show_default=True,
     help="uvicorn's WebSocket implementation; the default is the fastest and the only one written to directly.",
 )
-def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str) -> None:
+@click.option(
+    "--backlog",
+    default=8192,
+    show_default=True,
+    type=click.IntRange(64, 1 << 16),
+    help="Connections waiting to be accepted (the kernel caps it at net.core.somaxconn).",
+)
+def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str, backlog: int) -> None:
     """Run the HTTP and WebSocket server (and, with embedded services, an in-process job worker)."""
     import uvicorn
 
@@ -118,6 +125,9 @@ def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str) ->
             # close 1012 to every socket on shutdown, and drops a peer whose pong is ws_ping_timeout late,
             # so a silent peer is gone within two heartbeats. ASGI apps cannot send pings themselves.
             "ws": ws_impl,
+            # a crashed peer process sends its clients here all at once: with uvicorn's 2048 the accept
+            # queue overflowed and the kernel dropped handshakes, which clients retry only after 1, 3, 7 s
+            "backlog": backlog,
             "ws_max_size": 64 * 1024,
             "ws_ping_interval": float(ready.heartbeat_s),
             "ws_ping_timeout": float(ready.heartbeat_s),

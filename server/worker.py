@@ -23,7 +23,7 @@ from saq.types import Context as SaqContext
 from channels.broker import Broker
 from server.db import Database
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
-from server.services import Services
+from server.services import Services, redis_client
 from server.settings import Settings
 
 log = logging.getLogger("roomcast.worker")
@@ -63,7 +63,7 @@ class InProcessWorker(Worker[Context]):
 
 
 def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Context]:
-    redis = Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0")
+    redis = redis_client(settings.redis_url)
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
