@@ -2,9 +2,10 @@
 
 One connection = one `Session`: a reader (this handler's task) that decodes every client frame
 with one msgspec decoder over the application's whole client-frame union and dispatches it, and
-a writer task that drains the session's bounded send queue. Fan-out only appends ready-made
-ASGI messages to queues (no await, no per-event task), so a stalled socket delays nobody
-else; a queue that overflows closes its socket with 4008.
+a writer task that drains the session's bounded send queue. Fan-out never awaits: behind
+uvicorn's sans-I/O connection it writes each event's ready-made frame bytes straight to every
+idle socket (`channels.wire`) and queues only behind a socket whose buffers are full, so a
+stalled socket delays nobody else; a queue that overflows closes its socket with 4008.
 
 What uvicorn (`--ws websockets-sansio`) does for us, configured in `roomcast serve`: frames
 over 64 KiB are closed with 1009 before they reach the app; WebSocket pings every
@@ -109,8 +110,6 @@ class GatewayConfig:
     close_timeout_s: float = 10.0
     """How long a close may wait behind a stalled socket before the connection is dropped."""
     rate_limit: RateLimit = field(default_factory=RateLimit)
-    direct_writes: bool = True
-    """Write frames straight to uvicorn's sans-I/O connections (`channels.wire`); off: ASGI `send` only."""
     path: str = "/ws"
     asyncapi_path: str | None = "/asyncapi.json"
     title: str = "roomcast"
@@ -139,6 +138,7 @@ class Own:
         self.kind = kind
         self.binary = binary
 
+    # `binary` is ignored (the frame was encoded for its connection): the signature is Envelope's
     def message(self, binary: bool) -> dict[str, Any]:
         if self.binary:
             return {"type": "websocket.send", "bytes": self.payload}
@@ -427,7 +427,7 @@ class Gateway:
             session_id=secrets.token_hex(12),
             identity=identity,
             binary=binary,
-            direct=DirectSocket.of(asgi_send) if self.config.direct_writes else None,
+            direct=DirectSocket.of(asgi_send),
         )
         session.reader = asyncio.current_task()
         self.sessions[session.session_id] = session
