@@ -35,8 +35,18 @@ class _Known(msgspec.Struct, array_like=True):
     unread: int
 
 
-_decode_known = msgspec.msgpack.Decoder(_Known).decode
+_decoder = msgspec.msgpack.Decoder(_Known)
 _encode_known = msgspec.msgpack.Encoder().encode
+
+
+def _decode(cached: bytes | None) -> _Known | None:
+    """A cache hit, or None (a miss, or an entry an older version of roomcast wrote)."""
+    if cached is None:
+        return None
+    try:
+        return _decoder.decode(cached)
+    except msgspec.DecodeError:
+        return None
 
 
 def authenticator(services: Services, unread: UnreadCount = _none_unread) -> Authenticator:
@@ -67,9 +77,8 @@ def authenticator(services: Services, unread: UnreadCount = _none_unread) -> Aut
             if claims.mid is not None:
                 scopes.append(cache.meeting_scope(claims.mid))
             cached, versions = await cache.read(services, name, scopes)
-            if cached is not None:
-                known = _decode_known(cached)
-            else:
+            known = _decode(cached)
+            if known is None:
                 known = await lookup(token)
                 if known is not None:
                     await cache.store(services, name, _encode_known(known), versions)

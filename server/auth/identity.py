@@ -5,8 +5,9 @@ the `token` of the WebSocket `auth` frame). A token of a deleted user resolves t
 
 Nothing here is cached: every call reads PostgreSQL, so a deleted API key, a deleted user or a
 revoked login (logout, refresh-token reuse) stops working at once on every server process. (The
-WebSocket `auth` keeps this answer in Redis, `server.realtime`, invalidated by the same writes.) The only write, an API key's `last_used_at`, happens at most once a minute per
-key, gated by a Redis `SET NX EX` shared by every process.
+WebSocket `auth` keeps this answer in Redis, `server.realtime`, invalidated by those writes.)
+The only write, an API key's `last_used_at`, happens at most once a minute per key, gated by a
+Redis `SET NX EX` shared by every process.
 """
 
 from __future__ import annotations
