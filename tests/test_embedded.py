@@ -61,6 +61,10 @@ def test_serve_on_embedded_services_keeps_data_and_leaves_nothing(tmp_path: Path
             assert httpx.get(server.url + "/").status_code == 200
             assert code in asyncio.run(join_codes(data_dir))
             assert (data_dir / "secret_key").exists()
+            # `roomcast seed` beside the running server shares its services and leaves them running
+            again = run_cli("seed", env=env, timeout=120)
+            assert again.returncode == 0, again.stderr
+            assert httpx.get(server.url + "/health/ready").status_code == 200, server.log()
         finally:
             assert server.stop(timeout=20) == 0, server.log()
         assert processes_using(data_dir) == [], server.log()
