@@ -10,13 +10,15 @@ Redis (`<prefix>:jobs:stats`) for `/metrics`, and a job that fails for good is l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from saq import CronJob, Worker
-from saq.job import Status
+from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
@@ -40,8 +42,27 @@ def queue_name(settings: Settings) -> str:
     return f"{settings.redis_prefix}:jobs"
 
 
+DEQUEUE_BACKOFF_S = 1.0
+
+
+class JobQueue(RedisQueue):
+    """SAQ's Redis queue, pausing after a failed dequeue.
+
+    SAQ's worker swallows a dequeue that raises and asks again at once: with Redis down that
+    loop took a whole core, starving the web server the in-process worker shares a loop with.
+    """
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109
+        try:
+            return await super().dequeue(timeout, poll_interval)
+        except RedisError as err:
+            log.warning("worker.dequeue_failed", extra={"error": type(err).__name__})
+            await asyncio.sleep(DEQUEUE_BACKOFF_S)
+            return None
+
+
 def make_queue(settings: Settings, redis: Redis) -> RedisQueue:
-    return RedisQueue(redis, name=queue_name(settings))
+    return JobQueue(redis, name=queue_name(settings))
 
 
 async def purge_expired_refresh_tokens(ctx: Context) -> int:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import psutil
 import redis.asyncio as aioredis
 import redis.exceptions
 
@@ -27,7 +28,7 @@ async def test_redis_restart_without_persistence_gives_a_new_epoch_and_no_silent
     port = free_port()
     redis_url = private.start_redis(port)
     try:
-        servers = start_servers(2, REDIS_URL=redis_url)
+        servers = start_servers(2, REDIS_URL=redis_url, ROOMCAST_IN_PROCESS_WORKER="1")
         owner = await world.user("Olive")
         meeting = await world.meeting(owner)
         room = f"meeting:{meeting}"
@@ -56,6 +57,12 @@ async def test_redis_restart_without_persistence_gives_a_new_epoch_and_no_silent
                 down = await http.get(servers[0].url + "/health/ready")
             assert down.status_code == 503
             assert "redis" in down.json()["error"]["message"]
+            # nothing spins while Redis is away (SAQ's worker retried a failed dequeue at once: a whole core)
+            processes = [psutil.Process(server.process.pid) for server in servers]
+            before = [sum(p.cpu_times()[:2]) for p in processes]
+            await asyncio.sleep(2)
+            busy = [(sum(p.cpu_times()[:2]) - b) / 2 for p, b in zip(processes, before, strict=True)]
+            assert max(busy) < 0.5, f"server CPU while Redis is down: {busy}"
             private.start_redis(port)
 
             final = await publish(30)
