@@ -87,15 +87,20 @@ async def fetch_question(connection: asyncpg.Connection, meeting_id: uuid.UUID, 
     return dict(row)
 
 
-async def is_muted(connection: asyncpg.Connection, meeting_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-    return bool(
-        await connection.fetchval('SELECT 1 FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, user_id)
-    )
+def muted() -> FrameError:
+    return FrameError(ErrorCode.FORBIDDEN, "you are muted in this meeting and cannot ask or vote")
 
 
-async def refuse_if_muted(connection: asyncpg.Connection, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    if await is_muted(connection, meeting_id, user_id):
-        raise FrameError(ErrorCode.FORBIDDEN, "you are muted in this meeting and cannot ask or vote")
+_ASK_CONTEXT = """SELECT status, settings, EXISTS (SELECT 1 FROM mutes WHERE meeting = $1 AND "user" = $2) AS muted
+FROM meetings WHERE id = $1"""
+
+_INSERT_QUESTION = f"""WITH q AS (
+    INSERT INTO questions (id, meeting, author, text, status, anonymous, flagged, flagged_words, client_id)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT {QUESTION_COLUMNS} FROM q JOIN users u ON u.id = q.author"""
 
 
 async def ask(
@@ -107,33 +112,39 @@ async def ask(
     anonymous: bool,
     client_id: str | None,
 ) -> tuple[Row, bool]:
-    """Store a new question; returns (question, created). A repeated client_id returns the first one."""
-    async with pool.acquire() as connection, connection.transaction():
-        meeting = await meeting_info(connection, meeting_id)
-        if meeting.status in ("ended", "cancelled"):
-            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {meeting.status}; no more questions")
-        await refuse_if_muted(connection, meeting_id, author_id)
-        if anonymous and not meeting.settings.anonymous_questions:
+    """Store a new question; returns (question, created). A repeated client_id returns the first one.
+
+    Two statements and no transaction: asks are the hot write of a town hall, and a transaction
+    would add two round trips without closing any race (a meeting ending between the check and
+    the insert is the same under READ COMMITTED either way).
+    """
+    async with pool.acquire() as connection:
+        context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
+        if context is None:
+            raise not_found("meeting")
+        status, settings = context["status"], qa_settings(context["settings"])
+        if status in ("ended", "cancelled"):
+            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {status}; no more questions")
+        if context["muted"]:
+            raise muted()
+        if anonymous and not settings.anonymous_questions:
             raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
-        text = clean_text(text, meeting.settings.max_question_length)
+        text = clean_text(text, settings.max_question_length)
         if client_id is not None and not 1 <= len(client_id) <= 100:
             raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
-        flagged_words = blocked_words_in(text, meeting.settings.blocked_words)
-        status = "pending" if flagged_words or meeting.settings.moderation == "pre" else "live"
-        question_id = await connection.fetchval(
-            """INSERT INTO questions (id, meeting, author, text, status, anonymous, flagged, flagged_words, client_id)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-               ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
-               RETURNING id""",
+        flagged_words = blocked_words_in(text, settings.blocked_words)
+        status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+        row = await connection.fetchrow(
+            _INSERT_QUESTION,
             uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,
         )  # fmt: skip
-        created = question_id is not None
-        if not created:
-            question_id = await connection.fetchval(
-                "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
-                meeting_id, author_id, client_id,
-            )  # fmt: skip
-        return await fetch_question(connection, meeting_id, question_id), created
+        if row is not None:
+            return dict(row), True
+        question_id = await connection.fetchval(
+            "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
+            meeting_id, author_id, client_id,
+        )  # fmt: skip
+        return await fetch_question(connection, meeting_id, question_id), False
 
 
 _VOTE = """
@@ -175,7 +186,7 @@ async def vote(
     if row is None:
         raise not_found()
     if row["muted"]:
-        raise FrameError(ErrorCode.FORBIDDEN, "you are muted in this meeting and cannot ask or vote")
+        raise muted()
     if up and row["status"] not in PUBLIC_STATUSES:
         raise FrameError(ErrorCode.CONFLICT, f"a {row['status']} question cannot be voted on")
     changed = row["new_votes"] is not None
