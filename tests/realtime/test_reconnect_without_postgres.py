@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -32,8 +32,9 @@ class Note(Event, tag="test.note", kw_only=True):
 @contextlib.asynccontextmanager
 async def postgres_unreachable(database_url: str) -> AsyncIterator[None]:
     """No connection to the test database can be made or kept until the block ends."""
-    name = urlsplit(database_url).path.lstrip("/")
-    admin = await asyncpg.connect(database_url.rsplit("/", 1)[0] + "/postgres")
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute(
