@@ -122,9 +122,9 @@ async def ask(
         context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
         if context is None:
             raise not_found("meeting")
-        status, settings = context["status"], qa_settings(context["settings"])
-        if status in ("ended", "cancelled"):
-            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {status}; no more questions")
+        meeting_status, settings = context["status"], qa_settings(context["settings"])
+        if meeting_status in ("ended", "cancelled"):
+            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {meeting_status}; no more questions")
         if context["muted"]:
             raise muted()
         if anonymous and not settings.anonymous_questions:
