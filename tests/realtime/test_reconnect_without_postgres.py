@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -19,7 +19,7 @@ import httpx
 from channels.protocol import Event
 from server.auth.tokens import issue_access_token
 from tests.helpers import API, add_presenter, auth_header, register_user
-from tests.support import ServerProcess
+from tests.support import ServerProcess, with_database
 from tests.wsclient import World, connect, test_broker
 
 StartServers = Callable[..., list[ServerProcess]]
@@ -32,9 +32,8 @@ class Note(Event, tag="test.note", kw_only=True):
 @contextlib.asynccontextmanager
 async def postgres_unreachable(database_url: str) -> AsyncIterator[None]:
     """No connection to the test database can be made or kept until the block ends."""
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(with_database(database_url, "postgres"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute(

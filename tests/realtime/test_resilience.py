@@ -44,6 +44,15 @@ def assert_no_silent_gap(ws: WsClient, room: str, final: int) -> None:
     assert current == final
 
 
+async def publish_notes(broker: Broker, room: str, total: int, size: int = 1000) -> None:
+    """`total` events of about `size` bytes, 250 in flight at a time."""
+    text = "x" * size
+    for start in range(0, total, 250):
+        await asyncio.gather(
+            *(broker.publish(Note(room=room, text=text)) for _ in range(start, min(total, start + 250)))
+        )
+
+
 async def metric(server: ServerProcess, name: str) -> float:
     async with httpx.AsyncClient() as http:
         text = (await http.get(server.url + "/metrics")).text
@@ -170,9 +179,7 @@ async def test_a_slow_consumer_is_closed_with_4008_while_a_fast_one_keeps_up(
         first = await fast.join(room)
         await slow.join(room)
         await slow.stop_reading()
-        text = "x" * 1000
-        for start in range(0, total, 250):
-            await asyncio.gather(*(broker.publish(Note(room=room, text=text)) for _ in range(start, start + 250)))
+        await publish_notes(broker, room, total)
         last = first["seq"] + total + 5  # presence events are in the room's seq too
         await fast.wait_count(lambda f: f.get("type") == "test.note", total, timeout=30)
         await eventually(lambda: metric(server, "roomcast_ws_queue_overflows_total"), timeout=10)
@@ -201,9 +208,7 @@ async def test_a_briefly_stalled_reader_gets_every_event_in_order_once_it_reads_
     ):
         first = await stalled.join(room)
         await stalled.stop_reading()
-        text = "y" * 1000
-        for start in range(0, total, 200):
-            await asyncio.gather(*(broker.publish(Note(room=room, text=text)) for _ in range(start, start + 200)))
+        await publish_notes(broker, room, total)
         await asyncio.sleep(0.5)
         stalled.start_reading()
         await stalled.wait_count(lambda f: f.get("type") == "test.note", total, timeout=30)
