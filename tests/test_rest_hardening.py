@@ -51,7 +51,7 @@ async def test_json_nested_a_thousand_levels_is_a_400_on_every_json_endpoint(cli
 
 
 @pytest.mark.parametrize(
-    "field, value",
+    ("field", "value"),
     [
         ("starts_at", "9999-12-31T23:59:59-14:00"),
         ("ends_at", "9999-12-31T23:59:59-00:01"),
