@@ -7,6 +7,7 @@ message is the single line the CLI prints before exiting with code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -74,6 +75,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Notifications older than this are deleted by a daily job."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
+    exports_per_user: int = 2
+    """CSV exports one user may have streaming at once (across every process); more are 429."""
+    similar_per_minute: int = 30
+    """`similar` frames one user may send per minute in one meeting (a client asks as its user types)."""
+    presenter_adds_per_hour: int = 60
+    """`POST /meetings/{id}/presenters` calls per user per hour: each one tells whether an email has an
+    account, so this is how fast a caller can probe for accounts."""
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    """Client addresses (CIDR networks) that may read `/metrics` without a token; empty: none."""
+    metrics_token: str | None = None
+    """A bearer token that lets a scraper read `/metrics` from any address; unset: no token works."""
+    http_header_timeout_s: int = 10
+    """Seconds a client may take to send a complete HTTP request head (also the keep-alive idle
+    limit): a connection that sends half a request line and stops is closed after this."""
     google_client_id: str | None = None
     google_client_secret: str | None = None
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -131,6 +146,19 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks; `none` for none."""
+    if value.strip().lower() == "none":
+        return ()
+    networks = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"expected addresses or networks like 10.0.0.0/8, got {part!r}") from None
+    return tuple(networks)
+
+
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -171,6 +199,12 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),
     "notification_retention_days": ("ROOMCAST_NOTIFICATION_RETENTION_DAYS", _positive_int),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
+    "exports_per_user": ("ROOMCAST_EXPORTS_PER_USER", _positive_int),
+    "similar_per_minute": ("ROOMCAST_SIMILAR_PER_MINUTE", _positive_int),
+    "presenter_adds_per_hour": ("ROOMCAST_PRESENTER_ADDS_PER_HOUR", _positive_int),
+    "metrics_allow": ("ROOMCAST_METRICS_ALLOW", _networks),
+    "metrics_token": ("ROOMCAST_METRICS_TOKEN", _text),
+    "http_header_timeout_s": ("ROOMCAST_HTTP_HEADER_TIMEOUT_S", _positive_int),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
     "google_auth_url": ("ROOMCAST_GOOGLE_AUTH_URL", _HTTP),

@@ -206,10 +206,11 @@ def build_router(
 
     @router.on(Similar)
     async def similar(session: SessionView, frame: Similar) -> dict[str, Any]:
-        meeting_id, _, role = await member(session, frame.room)
+        meeting_id, principal, role = await member(session, frame.room)
         text = frame.text.strip()
         if not text or len(text) > 2000:
             raise FrameError(ErrorCode.BAD_REQUEST, "text must be 1..2000 characters")
+        await limit("similar", settings.similar_per_minute, meeting_id, principal.user_id)
         rows = await service.similar(
             services.db.pool, meeting_id, text, moderation=role in MODERATORS and frame.room.endswith(":moderation")
         )

@@ -410,26 +410,63 @@ async def snapshot(
     return [dict(row) for row in rows]
 
 
+SIMILAR_CANDIDATES = 20
+"""Nearest questions read from the trigram index per `similar`; the best 5 of them above the threshold are kept."""
+SIMILAR_THRESHOLD = 0.3
+"""pg_trgm's default similarity threshold: below it two texts are not "close"."""
+SIMILAR_PROBE_CHARS = 300
+"""Only the start of the probe text counts (a draft question rarely needs more to find its twin)."""
+SIMILAR_TIMEOUT_S = 2.0
+
+_SIMILAR = f"""WITH nearest AS (
+    SELECT id, text, votes, similarity(text, $2) AS score FROM questions
+    WHERE meeting = $1 AND status = ANY($3::text[])
+    ORDER BY text <-> $2
+    LIMIT {SIMILAR_CANDIDATES}
+)
+SELECT id, text, votes, score FROM nearest WHERE score >= {SIMILAR_THRESHOLD}
+ORDER BY score DESC, votes DESC LIMIT 5"""
+
+
 async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moderation: bool) -> list[Row]:
-    """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first."""
+    """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first.
+
+    The candidates are the meeting's nearest questions by trigram distance, read from the GiST index
+    on (meeting, text) that stops after SIMILAR_CANDIDATES rows: the cost no longer grows with the
+    meeting's size (1.5 s on 3,000 long questions before, milliseconds now).
+    """
     statuses = ["pending", "live", "answered"] if moderation else list(PUBLIC_STATUSES)
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            """SELECT id, text, votes, similarity(text, $2) AS score FROM questions
-               WHERE meeting = $1 AND status = ANY($3::text[]) AND text % $2
-               ORDER BY score DESC, votes DESC LIMIT 5""",
-            meeting_id, text, statuses,
-        )  # fmt: skip
+            _SIMILAR, meeting_id, text[:SIMILAR_PROBE_CHARS], statuses, timeout=SIMILAR_TIMEOUT_S
+        )
     return [dict(row) for row in rows]
 
 
-async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[Row]:
-    """Every question of a meeting, oldest first, streamed through a server-side cursor."""
-    async with pool.acquire() as connection, connection.transaction():
-        async for row in connection.cursor(
-            f"SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author "
-            "WHERE q.meeting = $1 ORDER BY q.created_at, q.id",
-            meeting_id,
-            prefetch=500,
-        ):
-            yield dict(row)
+EXPORT_PAGE = 500
+"""Rows read per pooled-connection checkout while exporting."""
+
+_EXPORT_PAGE = f"""SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author
+WHERE q.meeting = $1 AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))
+ORDER BY q.created_at, q.id LIMIT {EXPORT_PAGE}"""
+
+
+async def export_pages(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[list[Row]]:
+    """Every question of a meeting, oldest first, in pages of EXPORT_PAGE rows.
+
+    Each page borrows a pooled connection for one short statement and gives it back before the
+    caller sends the page: a client that reads slowly (or never) holds no connection and no
+    transaction (a server-side cursor did, and ten unread exports froze the whole pool; PITFALLS
+    17). Pages follow (created_at, id), so rows are neither skipped nor repeated; a question
+    changed during the export appears as it was when its page was read.
+    """
+    after: tuple[Any, Any] = (None, None)
+    while True:
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(_EXPORT_PAGE, meeting_id, *after, timeout=30)
+        if not rows:
+            return
+        yield [dict(row) for row in rows]
+        if len(rows) < EXPORT_PAGE:
+            return
+        after = (rows[-1]["created_at"], rows[-1]["id"])
