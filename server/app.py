@@ -19,6 +19,7 @@ from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from channels.broker import Broker
@@ -27,7 +28,7 @@ from channels.metrics import Metrics
 from channels.presence import PresenceTracker
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
-from server import ops
+from server import openapi, ops
 from server.auth import revocation
 from server.auth import routes as auth_routes
 from server.db import Database
@@ -87,13 +88,13 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services() -> Services:
         return services
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[ops.router, web.router, auth_routes.router, meeting_routes.router, qa_routes.router],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, allow_header_middleware],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="roomcast",
@@ -106,6 +107,8 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # roomcast configures logging itself (server.logs)
         debug=False,
     )
+    openapi.tighten(app)
+    return app
 
 
 def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
@@ -164,6 +167,37 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         await app(scope, receive, send_with_id)
+
+    return middleware
+
+
+def allow_header_middleware(app: ASGIApp) -> ASGIApp:
+    """Answer `OPTIONS` with every method of the path in `Allow`.
+
+    Litestar builds a path's OPTIONS handler with the first route handler registered for it, so
+    `OPTIONS /api/v1/meetings` listed only POST though GET works too; the route's full method set
+    is known after routing (`scope["path_template"]`), so the header is rewritten from it.
+    """
+    methods_by_path: dict[str, str] = {}
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope.get("method") != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        if not methods_by_path:
+            for route in scope["litestar_app"].routes:
+                if isinstance(route, HTTPRoute):
+                    methods_by_path[route.path_format] = ", ".join(sorted(route.methods))
+        allow = methods_by_path.get(str(scope.get("path_template", "")))
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and allow is not None:
+                headers = MutableScopeHeaders.from_message(message)
+                if "allow" in headers:
+                    headers["Allow"] = allow
+            await send(message)
+
+        await app(scope, receive, send_with_allow)
 
     return middleware
 
