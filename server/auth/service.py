@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from server import cache
-from server.auth import limits
+from server.auth import limits, revocation
 from server.auth.identity import API_KEY_PREFIX
 from server.auth.passwords import hash_password, needs_rehash, verify_password
 from server.auth.schemas import ApiKey, ApiKeyCreated, LoginIn, RegisterIn, Session, User
@@ -172,6 +172,7 @@ async def refresh(services: Services, token: str) -> Session:
         log.log(logging.WARNING if outcome == "reused" else logging.INFO, "auth.refresh_refused", extra=extra)
         if outcome == "reused" and row is not None:
             await cache.invalidate(services, cache.user_scope(row["user"]))
+            await revocation.end_login_sockets(services, user_id=row["user"], family_ids=[row["family_id"]])
         raise unauthorized("the refresh token is invalid, expired or already used")
     return session
 
@@ -189,6 +190,7 @@ async def logout(services: Services, token: str) -> None:
         )
         await _revoke_family(connection, row["family_id"])
     await cache.invalidate(services, cache.user_scope(row["user"]))
+    await revocation.end_login_sockets(services, user_id=row["user"], family_ids=[row["family_id"]])
     log.info("auth.logout", extra={"user_id": str(row["user"]), "family_id": str(row["family_id"])})
 
 
@@ -241,4 +243,5 @@ async def delete_api_key(services: Services, user_id: uuid.UUID, key_id: uuid.UU
         )
     if deleted is None:
         raise not_found("no such API key")
+    await revocation.end_api_key_sockets(services, user_id=user_id, api_key_ids=[key_id])
     log.info("auth.api_key_deleted", extra={"user_id": str(user_id), "api_key_id": str(key_id)})
