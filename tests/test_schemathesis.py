@@ -36,6 +36,10 @@ async def test_schemathesis_finds_no_server_error_and_no_conformance_failure(
         f"Authorization: Bearer {token}",
         "--checks",
         "all",
+        # a 404 for an email without an account (SPEC) reads to this check as "created resource
+        # not found" after POST /meetings; see tests/schemathesis.toml
+        "--exclude-checks",
+        "ensure_resource_availability",
         "--max-examples",
         os.environ.get("ROOMCAST_SCHEMATHESIS_EXAMPLES", "25"),
         "--workers",
