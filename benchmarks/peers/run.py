@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Harness, running
+from benchmarks.load import direct_check
 from benchmarks.peers.fleets import PEERS, versions
 from benchmarks.servers import PortRange, RoomcastFleet
 
@@ -65,17 +66,6 @@ def rotated(items: list[str], by: int) -> list[str]:
     return items[by:] + items[:by]
 
 
-def direct_writes(h: Harness) -> dict[str, int]:
-    """roomcast's `ws.authenticated` log lines by `direct=`: whether fan-out writes skip ASGI (channels/wire.py)."""
-    counts = {"direct": 0, "asgi": 0}
-    for server in h.fleet.servers:
-        with contextlib.suppress(OSError):
-            for line in server.log.read_text(errors="replace").splitlines():
-                if "ws.authenticated" in line:
-                    counts["direct" if "direct=True" in line else "asgi"] += 1
-    return counts
-
-
 async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Client processes, publishers, members; then the idle row."""
     h.start_workers()
@@ -93,7 +83,7 @@ async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list
     rows.append(row)
     out: dict[str, Any] = {"connect": connect, "idle": row}
     if isinstance(h.fleet, RoomcastFleet):
-        out["roomcast_writes"] = direct_writes(h)
+        out["roomcast_writes"] = h.roomcast_writes()
     return out
 
 
@@ -207,9 +197,13 @@ async def one_size(
     return table, info
 
 
-def checks(table: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+def checks(table: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Issue 19's targets that this run measures (fan-out per server core against the peers; idle RSS)."""
     out: list[tuple[str, bool, str]] = []
+    for key, info in summary.items():
+        if key.startswith("room_") and "roomcast_writes" in info.get("roomcast", {}):
+            name, ok, value = direct_check(info["roomcast"]["roomcast_writes"])
+            out.append((f"{key.removeprefix('room_')}: {name}", ok, value))
     by = {(t["members"], t["target"]): t for t in table}
     for members in sorted({t["members"] for t in table}):
         ours = by.get((members, "roomcast"))
@@ -241,8 +235,6 @@ async def scenario_peers(args: argparse.Namespace, progress: report.Progress) ->
         size_table, info = await one_size(members, args, progress, rows)
         table.extend(size_table)
         summary[f"room_{members}"] = info
-        if info.get("roomcast", {}).get("roomcast_writes", {}).get("asgi"):
-            progress.note(f"warning: roomcast wrote through ASGI, not directly: {info['roomcast']['roomcast_writes']}")
     summary["load_average_end"] = os.getloadavg()
     ratios = {
         members: [r["delivered_ratio"] for r in summary[f"room_{members}"].get("roomcast_vs_baseline_rounds", [])]
@@ -255,7 +247,8 @@ async def scenario_peers(args: argparse.Namespace, progress: report.Progress) ->
             lines.append(f"roomcast / baseline delivered frames/s, room of {members}, round by round: {shown}")
     la = summary["load_average_start"]
     lines.append(f"load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
-    return {"rows": rows, "table": table, "summary": summary, "checks": checks(table), "extra": "\n".join(lines)}
+    result = {"rows": rows, "table": table, "summary": summary, "checks": checks(table, summary)}
+    return {**result, "extra": "\n".join(lines)}
 
 
 def add_parser(sub: Any, add_common: Any) -> None:
