@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
+import os
 import signal
 import statistics
 import subprocess
@@ -269,7 +270,23 @@ def code_version() -> dict[str, Any]:
         "commit": commit,
         "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines()),
         "stack": stack_versions(),
+        "machine": machine(),
     }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU model and count, clock, kernel, load average at the start."""
+    out: dict[str, Any] = {"nproc": os.cpu_count(), "kernel": os.uname().release, "load_average": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu MHz") and key not in out:
+                    out[key] = value.strip()
+    except OSError:
+        pass
+    return out
 
 
 def stack_versions() -> dict[str, str]:

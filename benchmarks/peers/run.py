@@ -96,7 +96,7 @@ async def saturation(h: Harness, members: int, window: int, args: argparse.Names
     ok = await pub.windowed(window, args.duration)
     b = h.snapshot()
     row = h.phase_row(f"{members} saturation #{rnd + 1}", a, b, await h.latencies())
-    row.update(stalled=not ok, window=window, round=rnd + 1)
+    row.update(stalled=not ok, window=window, round=rnd + 1, publisher_errors=dict(pub.errors))
     await pub.drain()
     return row
 
@@ -124,7 +124,8 @@ async def one_size(
     members: int, args: argparse.Namespace, progress: report.Progress, rows: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     targets: list[str] = args.targets
-    window = max(args.window, math.ceil(args.window * 1000 / members))
+    # the same frames in flight whatever the room, within roomcast's per-connection burst (60 frames)
+    window = min(max(args.window, math.ceil(args.window * 1000 / members)), 30 * args.publishers * args.servers)
     info: dict[str, Any] = {"window": window, "load_average_before": os.getloadavg()}
     sat: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
     half: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
@@ -150,6 +151,7 @@ async def one_size(
                 row = await half_load(harnesses[kind], members, rate, args)
                 rows.append(row)
                 half[kind].append(row)
+        publisher_errors = {k: dict(h.publisher.errors) if h.publisher else {} for k, h in harnesses.items()}
     info["load_average_after"] = os.getloadavg()
     if "roomcast" in sat and "baseline" in sat:
         info["roomcast_vs_baseline_rounds"] = [
@@ -159,6 +161,12 @@ async def one_size(
                 "cpu_per_frame_ratio": r["cpu_us_per_frame"] / b["cpu_us_per_frame"]
                 if r["cpu_us_per_frame"] and b["cpu_us_per_frame"]
                 else None,
+                "roomcast_us_per_frame": r["cpu_us_per_frame"],
+                "baseline_us_per_frame": b["cpu_us_per_frame"],
+                "roomcast_other_cpu_pct": other_cpu(r),
+                "baseline_other_cpu_pct": other_cpu(b),
+                "roomcast_steal_pct": r["steal_pct"],
+                "baseline_steal_pct": b["steal_pct"],
             }
             for r, b in zip(sat["roomcast"], sat["baseline"], strict=True)
         ]
@@ -184,7 +192,8 @@ async def one_size(
                 "client_cpu_pct": median([r["client_cpu_pct"] for r in s]),
                 "other_cpu_pct": median([other_cpu(r) for r in s]),
                 "steal_pct": median([r["steal_pct"] for r in s]),
-                "errors": sum(r["errors"] for r in s + h50) + idle["errors"],
+                "errors": sum(r["errors"] for r in s + h50) + idle["errors"] + sum(publisher_errors[kind].values()),
+                "publisher_errors": publisher_errors[kind],
                 "disconnects": sum(r["disconnects"] for r in s + h50),
                 "stalled": sum(1 for r in s if r["stalled"]),
                 "members_connected": info[kind]["connect"]["ok"],
