@@ -92,17 +92,16 @@ async def register(services: Services, body: RegisterIn) -> Session:
 async def login(services: Services, body: LoginIn, address: str) -> Session:
     """A new login. Unknown emails cost the same argon2 time as wrong passwords (no enumeration)."""
     email = body.email.strip().lower()
-    await limits.check_login(services, email, address)
+    await limits.reserve_login(services, email, address)
     async with services.db.pool.acquire() as connection:
         row = await connection.fetchrow(
             f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email
         )
     stored = row["password_hash"] if row is not None else None
     if not await verify_password(stored, body.password) or row is None:
-        await limits.count_login_failure(services, email, address)
         log.info("auth.login_failed", extra={"user_id": str(row["id"]) if row else None, "client": address})
         raise unauthorized("wrong email or password")
-    await limits.clear_login_failures(services, email)
+    await limits.login_succeeded(services, email, address)
     async with services.db.pool.acquire() as connection, connection.transaction():
         if needs_rehash(stored or ""):
             await connection.execute(
