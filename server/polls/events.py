@@ -24,7 +24,8 @@ from server.polls.frames import (
     PollUpdated,
 )
 from server.polls.service import Change, Row
-from server.qa.publish import moderation_room, public_room, publish_events
+from server.qa.publish import publish_events
+from server.rooms import meeting_room, moderation_room
 from server.times import iso_z
 
 
@@ -86,7 +87,7 @@ def events_for(change: Change) -> list[Event]:
         events.append(PollRemoved(room=room, poll_id=poll_id))
     else:
         events.append(_event(room, change, moderator=True, visible_before=change.before is not None))
-    room = public_room(meeting_id)
+    room = meeting_room(meeting_id)
     if public_sees(change.after):
         events.append(_event(room, change, moderator=False, visible_before=public_sees(change.before)))
     elif public_sees(change.before):
@@ -98,7 +99,7 @@ def results_events(row: Row, results: PollResults) -> list[Event]:
     """`poll.results` for the moderation room always, for the public room only while `show_results` is live."""
     rooms = [moderation_room(row["meeting"])]
     if public_sees(row) and row["show_results"] == "live":
-        rooms.append(public_room(row["meeting"]))
+        rooms.append(meeting_room(row["meeting"]))
     return [PollResultsEvent(room=room, poll_id=str(row["id"]), results=results) for room in rooms]
 
 

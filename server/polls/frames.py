@@ -11,7 +11,7 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from channels.protocol import ClientFrame, Event
+from channels.protocol import Event, RoomFrame
 
 PollKind = Literal["choice", "rating", "word_cloud"]
 ShowResults = Literal["live", "closed", "never"]
@@ -25,28 +25,25 @@ REACTIONS: tuple[Reaction, ...] = ("like", "love", "laugh", "clap", "celebrate",
 # --- client frames -------------------------------------------------------------------------
 
 
-class PollAction(ClientFrame, tag="poll_action", kw_only=True):
+class PollAction(RoomFrame, tag="poll_action", kw_only=True):
     """Owner, presenter: `open` (from draft or closed; closes the meeting's other open poll), `close`, `reset`."""
 
-    room: str
     poll_id: str
     action: PollActionName
 
 
-class Respond(ClientFrame, tag="respond", kw_only=True):
+class Respond(RoomFrame, tag="respond", kw_only=True):
     """Answer a poll: `option_ids` (choice), `value` (rating) or `words` (word cloud), the field of its kind only."""
 
-    room: str
     poll_id: str
     option_ids: list[str] | None = None
     value: int | None = None
     words: list[str] | None = None
 
 
-class React(ClientFrame, tag="react", kw_only=True):
+class React(RoomFrame, tag="react", kw_only=True):
     """A reaction to the room; not stored, at most 10 per user per 10 s."""
 
-    room: str
     reaction: Reaction
 
 

@@ -1,7 +1,8 @@
 """Poll and reaction frame handlers (`poll_action`, `respond`, `react`), the results coalescer and the snapshot parts.
 
-Every frame names a meeting room (`meeting:<id>` or its moderation room); the caller's role in
-that meeting decides what they may do. Payloads are untrusted: ids are parsed here, answers are
+Every frame names a meeting room (`meeting:<id>` or its moderation room); the gateway hands each
+handler the `Grant` of that room (the caller's role there, `server.meetings.policy`), which decides
+what they may do. Payloads are untrusted: ids are parsed here, answers are
 checked in `server.polls.results`, and every refusal is an `error` frame that changes nothing.
 Muting a question's author (Q&A) does not stop them answering polls or reacting.
 
@@ -21,20 +22,20 @@ from redis.asyncio import Redis
 
 from channels.broker import Broker
 from channels.protocol import ErrorCode, FrameError
-from channels.seams import FrameRouter, SessionView
-from server.auth.identity import Principal
+from channels.seams import FrameRouter, Grant, SessionView
 from server.coalesce import Coalescer
 from server.db import Database
-from server.meetings.policy import parse_meeting_room, principal_of
-from server.meetings.roles import MODERATORS, Role, cached_role_in
+from server.meetings.policy import access_of, principal_of
 from server.polls import service
 from server.polls.events import poll_view, publish_changes, results_events, views
 from server.polls.frames import PollAction, PollOut, PollResponseEvent, React, Respond
 from server.polls.reactions import ReactionTally
 from server.polls.results import PollDefinition, check_answer
 from server.qa import service as qa_service
+from server.qa.handlers import parse_id
 from server.qa.publish import publish_events
 from server.ratelimit import RateLimiter
+from server.rooms import user_room
 from server.services import Services
 
 log = logging.getLogger("roomcast.polls")
@@ -75,20 +76,6 @@ class ResultsCoalescer:
         return True
 
 
-def meeting_of(room: str) -> uuid.UUID:
-    parsed = parse_meeting_room(room)
-    if parsed is None:
-        raise FrameError(ErrorCode.BAD_REQUEST, "room must be meeting:<id> or meeting:<id>:moderation")
-    return parsed[0]
-
-
-def parse_id(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise FrameError(ErrorCode.BAD_REQUEST, f"{field} is not a valid id") from None
-
-
 class PollFrames:
     """The handlers of one process, with what they share: the results coalescer, the reaction tally, caches."""
 
@@ -99,15 +86,6 @@ class PollFrames:
         self.limiter = RateLimiter(services.redis)
         self.definitions: OrderedDict[uuid.UUID, PollDefinition] = OrderedDict()
         """Polls that were opened once: their kind and options never change again, so answers skip a read."""
-
-    async def member(self, session: SessionView, room: str) -> tuple[uuid.UUID, Principal, Role]:
-        """The caller's meeting, principal and role (the versioned role cache); strangers get not_found."""
-        meeting_id = meeting_of(room)
-        principal = principal_of(session)
-        role = await cached_role_in(self.services, meeting_id, principal)
-        if role is None:
-            raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
-        return meeting_id, principal, role
 
     async def limit(self, kind: str, limit: int, window_s: int, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
         key = self.services.key("rl", kind, str(meeting_id), str(user_id))
@@ -126,11 +104,11 @@ class PollFrames:
                 self.definitions.popitem(last=False)
         return found
 
-    async def poll_action(self, session: SessionView, frame: PollAction) -> dict[str, Any]:
+    async def poll_action(self, session: SessionView, frame: PollAction, grant: Grant) -> dict[str, Any]:
         """Owner, presenter: open, close or reset a poll; opening closes the meeting's other open poll."""
-        meeting_id, _, role = await self.member(session, frame.room)
-        if role not in MODERATORS:
-            raise FrameError(ErrorCode.FORBIDDEN, "only the owner or a presenter can run polls")
+        access = access_of(grant)
+        access.require_moderator()
+        meeting_id = access.meeting_id
         poll_id = parse_id(frame.poll_id, "poll_id")
         async with service.in_order(self.services.db.pool, meeting_id) as connection:
             changes = await service.act(connection, meeting_id, poll_id, frame.action)
@@ -140,9 +118,9 @@ class PollFrames:
         assert change.after is not None
         return {"poll": poll_view(change.after, change.results, moderator=True)}
 
-    async def respond(self, session: SessionView, frame: Respond) -> dict[str, Any]:
+    async def respond(self, session: SessionView, frame: Respond, grant: Grant) -> dict[str, Any]:
         """Anyone in the meeting: answer the open poll; a new answer replaces the old one while it is open."""
-        meeting_id, principal, _ = await self.member(session, frame.room)
+        meeting_id, principal = access_of(grant).meeting_id, principal_of(session)
         poll_id = parse_id(frame.poll_id, "poll_id")
         settings = self.services.settings
         await self.limit("answer", settings.vote_per_minute, 60, meeting_id, principal.user_id)
@@ -150,13 +128,13 @@ class PollFrames:
         await service.respond(self.services.db.pool, meeting_id, poll_id, principal.user_id, answer)
         self.results.touch(meeting_id, poll_id)
         await self.services.broker.publish(
-            PollResponseEvent(room=f"user:{principal.user_id}", poll_id=str(poll_id), response=answer)
+            PollResponseEvent(room=user_room(principal.user_id), poll_id=str(poll_id), response=answer)
         )
         return {"poll_id": str(poll_id), "response": answer}
 
-    async def react(self, session: SessionView, frame: React) -> dict[str, Any]:
+    async def react(self, session: SessionView, frame: React, grant: Grant) -> dict[str, Any]:
         """Anyone in the meeting: a reaction, summed into the room's next `reactions` event; not stored."""
-        meeting_id, principal, _ = await self.member(session, frame.room)
+        meeting_id, principal = access_of(grant).meeting_id, principal_of(session)
         await self.limit("reaction", REACTIONS_PER_WINDOW, REACTIONS_WINDOW_S, meeting_id, principal.user_id)
         self.reactions.add(meeting_id, frame.reaction)
         return {"reaction": frame.reaction}

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from channels.broker import Broker
 from server.polls.frames import Reactions
-from server.qa.publish import public_room
+from server.rooms import meeting_room
 
 log = logging.getLogger("roomcast.polls.reactions")
 
@@ -96,7 +96,7 @@ class ReactionTally:
             taken = {_text(result[i]): int(result[i + 1]) for i in range(0, len(result), 2)}
             taken = {reaction: count for reaction, count in taken.items() if count > 0}
             if taken:
-                await self._broker.publish(Reactions(room=public_room(meeting_id), counts=taken))
+                await self._broker.publish(Reactions(room=meeting_room(meeting_id), counts=taken))
         elif int(result) < 0:
             self._waiting.discard(meeting_id)
         else:

@@ -17,7 +17,7 @@ from channels.broker import Broker
 from server.coalesce import Coalescer
 from server.db import Database
 from server.qa.frames import QuestionVotes
-from server.qa.publish import moderation_room, public_room
+from server.rooms import meeting_room, moderation_room
 
 WINDOW_S = 0.2
 BATCH = 20
@@ -46,7 +46,7 @@ class VoteCoalescer:
             *(
                 self._broker.publish(QuestionVotes(room=room, question_id=str(row["id"]), votes=row["votes"]))
                 for row in rows  # a deleted question has no row: question.removed already said so
-                for room in (public_room(meeting_id), moderation_room(meeting_id))
+                for room in (meeting_room(meeting_id), moderation_room(meeting_id))
             )
         )
         return True
