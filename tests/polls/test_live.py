@@ -36,7 +36,7 @@ async def test_only_moderators_run_polls_and_each_refusal_has_its_code(room: Roo
     assert (await moderator.request(action(room.moderation, NO_POLL, "close")))["code"] == "not_found"
     assert (await moderator.request(action(room.moderation, "not-a-uuid", "close")))["code"] == "bad_request"
     assert (await moderator.request(action(room.moderation, poll["id"], "explode")))["code"] == "bad_request"
-    assert (await moderator.request(action("meeting:nope", poll["id"], "close")))["code"] == "bad_request"
+    assert (await moderator.request(action("meeting:nope", poll["id"], "close")))["code"] == "not_found"
     closed = await moderator.request(action(room.public, poll["id"], "close"))  # either meeting room will do
     assert closed["data"]["poll"]["status"] == "closed"
     await still_open(alice)
