@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Harness, running
-from benchmarks.load import direct_check
+from benchmarks.load import direct_check, rotated
 from benchmarks.peers.fleets import PEERS, versions
 from benchmarks.servers import PortRange, RoomcastFleet
 
@@ -59,11 +59,6 @@ COLUMNS: list[tuple[str, str, str]] = [
 def median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
-
-
-def rotated(items: list[str], by: int) -> list[str]:
-    by %= len(items)
-    return items[by:] + items[:by]
 
 
 async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
