@@ -10,6 +10,7 @@ anonymous, so they always learn what became of it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from channels.broker import Broker
@@ -23,15 +24,8 @@ from server.qa.frames import (
     QuestionUpdated,
 )
 from server.qa.service import PUBLIC_STATUSES, Change, Row
+from server.rooms import meeting_room, moderation_room, user_room
 from server.times import iso_z
-
-
-def public_room(meeting_id: Any) -> str:
-    return f"meeting:{meeting_id}"
-
-
-def moderation_room(meeting_id: Any) -> str:
-    return f"meeting:{meeting_id}:moderation"
 
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
@@ -72,7 +66,7 @@ def events_for(change: Change) -> list[Event]:
     merged_into = str(change.merged_into) if change.merged_into else None
     events: list[Event] = []
 
-    room = public_room(meeting_id)
+    room = meeting_room(meeting_id)
     if _visible(after) and not _visible(before):
         events.append(QuestionCreated(room=room, question=question_view(after)))  # type: ignore[arg-type]
     elif _visible(after):
@@ -82,7 +76,7 @@ def events_for(change: Change) -> list[Event]:
 
     for room, view in (
         (moderation_room(meeting_id), {"moderator": True}),
-        (f"user:{current['author']}", {"as_author": True}),
+        (user_room(current["author"]), {"as_author": True}),
     ):
         if after is None:
             events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
@@ -93,15 +87,19 @@ def events_for(change: Change) -> list[Event]:
     return events
 
 
-async def publish_changes(broker: Broker, changes: list[Change]) -> None:
-    """Publish every event of `changes`; events of one room keep their order."""
+async def publish_events(broker: Broker, events: Iterable[Event]) -> None:
+    """Publish `events`, one room's in the order given, rooms in parallel."""
     by_room: dict[str, list[Event]] = {}
-    for change in changes:
-        for event in events_for(change):
-            by_room.setdefault(event.room, []).append(event)
+    for event in events:
+        by_room.setdefault(event.room, []).append(event)
 
-    async def publish_room(events: list[Event]) -> None:
-        for event in events:
+    async def publish_room(room_events: list[Event]) -> None:
+        for event in room_events:
             await broker.publish(event)
 
-    await asyncio.gather(*(publish_room(events) for events in by_room.values()))
+    await asyncio.gather(*(publish_room(room_events) for room_events in by_room.values()))
+
+
+async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+    """Publish every event of `changes`; events of one room keep their order."""
+    await publish_events(broker, (event for change in changes for event in events_for(change)))

@@ -33,6 +33,7 @@ from server.times import iso_z
 
 HEADER = ["id", "status", "pinned", "votes", "author", "anonymous", "text", "answer", "created_at", "answered_at"]
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+ROWS_PER_CHUNK = 200
 EXPORT_SLOT_S = 300
 """An export that has sent nothing for this long (a reader that stopped) no longer counts against its user."""
 EXPORT_RETRY_S = 5
@@ -59,30 +60,40 @@ def csv_line(cells: Iterable[Any]) -> str:
     return buffer.getvalue()
 
 
-async def csv_chunks(services: Services, meeting_id: uuid.UUID, slot_key: str, token: str) -> AsyncIterator[bytes]:
-    """The CSV, one chunk per page of rows; gives the export's slot back when done (or abandoned)."""
+async def csv_stream(header: list[str], rows: AsyncIterator[list[Any]]) -> AsyncIterator[bytes]:
+    """A CSV document (header, then `rows`, every cell neutralised), in chunks of ROWS_PER_CHUNK lines."""
+    lines = [csv_line(header)]
+    async for row in rows:
+        lines.append(csv_line(row))
+        if len(lines) >= ROWS_PER_CHUNK:
+            yield "".join(lines).encode()
+            lines = []
+    if lines:
+        yield "".join(lines).encode()
+
+
+async def question_cells(
+    services: Services, meeting_id: uuid.UUID, slot_key: str, token: str
+) -> AsyncIterator[list[Any]]:
+    """The CSV's rows, a page at a time; gives the export's slot back when done (or abandoned)."""
     try:
-        yield csv_line(HEADER).encode()
         async for page in export_pages(services.db.pool, meeting_id):
             await services.redis.zadd(slot_key, {token: time.time()}, xx=True)  # still making progress
-            yield "".join(csv_line(_cells(row)) for row in page).encode()
+            for row in page:
+                yield [
+                    str(row["id"]),
+                    row["status"],
+                    "true" if row["pinned"] else "false",
+                    row["votes"],
+                    "" if row["anonymous"] else row["author_name"],
+                    "true" if row["anonymous"] else "false",
+                    row["text"],
+                    row["answer"] or "",
+                    iso_z(row["created_at"]),
+                    iso_z(row["answered_at"]) or "",
+                ]
     finally:
         await services.redis.zrem(slot_key, token)
-
-
-def _cells(row: dict[str, Any]) -> list[Any]:
-    return [
-        str(row["id"]),
-        row["status"],
-        "true" if row["pinned"] else "false",
-        row["votes"],
-        "" if row["anonymous"] else row["author_name"],
-        "true" if row["anonymous"] else "false",
-        row["text"],
-        row["answer"] or "",
-        iso_z(row["created_at"]),
-        iso_z(row["answered_at"]) or "",
-    ]
 
 
 @get(
@@ -111,7 +122,7 @@ async def export_questions(
     if not await take(keys=[slot_key], args=[time.time(), limit, EXPORT_SLOT_S, token]):
         raise rate_limited(EXPORT_RETRY_S)
     return Stream(
-        csv_chunks(services, meeting_id, slot_key, token),
+        csv_stream(HEADER, question_cells(services, meeting_id, slot_key, token)),
         media_type="text/csv",  # Litestar adds `; charset=utf-8` to text types itself
         headers={"Content-Disposition": f'attachment; filename="questions-{meeting_id}.csv"'},
     )
