@@ -28,6 +28,7 @@ __all__ = [
     "ErrorBody",
     "clean_text",
     "client_address",
+    "csv_responses",
     "decode",
     "error_responses",
     "invalid",
@@ -158,6 +159,14 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     return {
         status: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False)
         for status in statuses
+    }
+
+
+def csv_responses(description: str, *errors: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries of a CSV download: its 200 is `text/csv`, not JSON, and its errors share the envelope."""
+    return {
+        200: ResponseSpec(data_container=str, media_type="text/csv", description=description, generate_examples=False),
+        **error_responses(*errors),
     }
 
 

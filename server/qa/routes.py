@@ -20,14 +20,13 @@ from typing import Any
 
 from litestar import Router, get
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
 from server.auth.guards import DEPENDENCIES, meeting_role
 from server.auth.identity import Principal
 from server.errors import rate_limited
 from server.qa.service import export_pages
-from server.rest import error_responses
+from server.rest import csv_responses
 from server.services import Services
 from server.times import iso_z
 
@@ -102,15 +101,7 @@ async def question_cells(
     tags=["questions"],
     summary="Export every question of a meeting as CSV",
     media_type="text/csv",
-    responses={
-        200: ResponseSpec(
-            data_container=str,
-            media_type="text/csv",
-            description="Every question, oldest first: " + ", ".join(HEADER),
-            generate_examples=False,
-        ),
-        **error_responses(400, 401, 403, 404, 429),
-    },
+    responses=csv_responses("Every question, oldest first: " + ", ".join(HEADER), 400, 401, 403, 404, 429),
 )
 async def export_questions(
     meeting_id: uuid.UUID, services: NamedDependency[Services], principal: NamedDependency[Principal]
