@@ -97,7 +97,6 @@ class QaHandlers:
     async def ask(self, session: SessionView, frame: Ask, grant: Grant) -> dict[str, Any]:
         access, principal = access_of(grant), principal_of(session)
         meeting_id = access.meeting_id
-        await self._limit("question", self.services.settings.ask_per_minute, meeting_id, principal.user_id)
         row, created = await service.ask(
             self.services.db.pool,
             meeting_id,
@@ -105,6 +104,7 @@ class QaHandlers:
             frame.text,
             anonymous=frame.anonymous,
             client_id=frame.client_id,
+            admit=lambda: self._limit("question", self.services.settings.ask_per_minute, meeting_id, principal.user_id),
         )
         if created:
             await publish_changes(self.services.broker, [service.Change(None, row)])

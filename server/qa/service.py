@@ -119,8 +119,13 @@ async def ask(
     *,
     anonymous: bool,
     client_id: str | None,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Row, bool]:
     """Store a new question; returns (question, created). A repeated client_id returns the first one.
+
+    `admit` (the asker's rate limit) runs once the ask has passed every rule, just before the
+    insert: an ask refused for its text (blank, too long, control characters) or its meeting's
+    state does not use up one of the asker's questions per minute.
 
     Two statements and no transaction: asks are the hot write of a town hall, and a transaction
     would add two round trips without closing any race (a meeting ending between the check and
@@ -142,6 +147,8 @@ async def ask(
             raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
         flagged_words = blocked_words_in(text, settings.blocked_words)
         status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+        if admit is not None:
+            await admit()
         row = await connection.fetchrow(
             _INSERT_QUESTION,
             uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
+
 from server.qa.service import _SIMILAR  # the statement the handler runs
 from tests.qa.conftest import Room, ask, moderate, on
 
@@ -142,3 +144,36 @@ async def test_similar_is_limited_per_user(room: Room) -> None:
     assert [a["type"] for a in answers[:30]] == ["reply"] * 30
     assert answers[30]["code"] == "rate_limited" and answers[30]["retry_after_s"] >= 1
     assert (await bob.request(dict(frame)))["type"] == "reply"
+
+
+async def test_blocked_words_never_reach_participants(room: Room) -> None:
+    await room.settings(blocked_words=["secretword"])
+    _, alice = await room.participant("Alice")
+    moderator = await room.moderator()
+    joined = next(f for f in alice.frames if f["type"] == "joined" and f["room"] == room.public)
+    assert joined["snapshot"]["meeting"]["settings"]["blocked_words"] == []
+    moderation = next(f for f in moderator.frames if f["type"] == "joined" and f["room"] == room.moderation)
+    assert moderation["snapshot"]["meeting"]["settings"]["blocked_words"] == ["secretword"]
+
+    async with httpx.AsyncClient(base_url=room.pair.servers[0].url) as http:
+        response = await http.patch(
+            f"/api/v1/meetings/{room.meeting_id}",
+            json={"settings": {"blocked_words": ["secretword", "another"]}, "title": "Renamed"},
+            headers={"Authorization": f"Bearer {room.owner.token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["settings"]["blocked_words"] == ["secretword", "another"]  # the owner sees them
+    updated = await alice.wait_for(lambda f: f["type"] == "meeting.updated")
+    assert updated["meeting"]["title"] == "Renamed"
+    assert updated["meeting"]["settings"]["blocked_words"] == []
+
+
+async def test_an_ask_refused_for_its_text_does_not_count_against_the_limit(room: Room) -> None:
+    _, alice = await room.participant("Alice")
+    for bad in ("   ", "x" * 301, "bell \x07"):
+        answer = await alice.request(ask(room.public, bad))
+        assert answer["code"] == "bad_request", answer
+    for n in range(5):
+        answer = await alice.request(ask(room.public, f"Good question {n}"))
+        assert answer["type"] == "reply", (n, answer)
+    assert (await alice.request(ask(room.public, "The sixth")))["code"] == "rate_limited"
