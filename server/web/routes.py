@@ -1,4 +1,4 @@
-"""The pages served to browsers: the participant page and the presenter page, plus their static assets.
+"""The pages served to browsers: the owner's home page, the participant page and the presenter page, plus assets.
 
 The pages are plain HTML with JavaScript modules under `static/` (no build step, nothing loaded
 from another origin) and speak only the public protocol: REST for joining and signing in, `/ws`
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from litestar import MediaType, Response, Router, get
+from litestar import MediaType, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -45,10 +46,27 @@ def _html(name: str) -> Response[str]:
     return Response(_page(name), media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
 
+SIGNED_IN_COOKIE = "roomcast_signed_in"
+"""Set by the pages' script while someone is signed in in this browser (tokens live in localStorage, which
+the server cannot see). Only a hint of which page to serve at `/`, never a credential."""
+
+
 @get("/", include_in_schema=False, sync_to_thread=False)
+def home_or_join(request: Request[Any, Any, Any]) -> Response[str]:
+    """The owner's home page for someone signed in; the join form (then the meeting) for everyone else."""
+    return _html("home.html" if request.cookies.get(SIGNED_IN_COOKIE) == "1" else "participant.html")
+
+
+@get(["/join"], include_in_schema=False, sync_to_thread=False)
 def join_page() -> Response[str]:
-    """The participant page: the join form (join code and name), then the meeting."""
+    """The participant page's join form, for signed-in people too (one click from their home page)."""
     return _html("participant.html")
+
+
+@get(["/signin", "/signup"], include_in_schema=False, sync_to_thread=False)
+def sign_in_page() -> Response[str]:
+    """The home page's sign-in and sign-up forms; once signed in it shows the meetings."""
+    return _html("home.html")
 
 
 @get("/m/{join_code:str}", include_in_schema=False, sync_to_thread=False)
@@ -97,4 +115,7 @@ def api_docs_plugin() -> SwaggerRenderPlugin:
     )
 
 
-router = Router(path="/", route_handlers=[join_page, direct_link, presenter_page, static, swagger_ui])
+router = Router(
+    path="/",
+    route_handlers=[home_or_join, join_page, sign_in_page, direct_link, presenter_page, static, swagger_ui],
+)
