@@ -11,10 +11,13 @@ page, which then says in words what is wrong instead of showing a JSON error.
 
 from __future__ import annotations
 
-from functools import cache
+import io
+import re
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import segno
 from litestar import MediaType, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -75,6 +78,33 @@ def direct_link() -> Response[str]:
     return _html("participant.html")
 
 
+@get("/m/{join_code:str}/qr.svg", include_in_schema=False, sync_to_thread=False)
+def direct_link_qr(request: Request[Any, Any, Any], join_code: str) -> Response[bytes]:
+    """A QR code (SVG, drawn here: no outside service) of the direct link, for present mode.
+
+    The link is built from the address this request came to, so it is the one the presenter's page
+    shows; people scanning it from the room's screen must reach the server at that address.
+    """
+    code = join_code.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9]{1,20}", code):
+        return Response(b"", status_code=404, media_type="image/svg+xml")
+    return Response(
+        _qr_svg(f"{str(request.base_url).rstrip('/')}/m/{code}"),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@lru_cache(maxsize=256)
+def _qr_svg(text: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(
+        buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff"
+    )
+    # crisp module edges at any size; a meaningful name for screen readers
+    return buffer.getvalue().replace(b"<svg ", b'<svg shape-rendering="crispEdges" role="img" ', 1)
+
+
 @get("/present/{meeting_id:str}", include_in_schema=False, sync_to_thread=False)
 def presenter_page() -> Response[str]:
     """The presenter page: sign-in, then moderation, the join code for the audience and present mode."""
@@ -117,5 +147,14 @@ def api_docs_plugin() -> SwaggerRenderPlugin:
 
 router = Router(
     path="/",
-    route_handlers=[home_or_join, join_page, sign_in_page, direct_link, presenter_page, static, swagger_ui],
+    route_handlers=[
+        home_or_join,
+        join_page,
+        sign_in_page,
+        direct_link,
+        direct_link_qr,
+        presenter_page,
+        static,
+        swagger_ui,
+    ],
 )
