@@ -18,7 +18,6 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from channels.broker import Broker
@@ -28,6 +27,7 @@ from channels.presence import PresenceTracker
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
 from server import ops
+from server.auth import revocation
 from server.auth import routes as auth_routes
 from server.calendar import routes as calendar_routes
 from server.calendar.service import Calendar
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> Litestar:
             version="1",
             description="REST API for auth and meeting setup. Everything live goes over /ws.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[web.api_docs_plugin()],
         ),
         state=State({"services": services}),
         logging_config=None,  # roomcast configures logging itself (server.logs)
@@ -150,6 +150,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
         GatewayConfig(
             broker=services.broker,
             authenticator=authenticator(services, unread=unread_count),
+            credential_check=functools.partial(revocation.revoked_credentials, services),
+            credential_check_s=settings.credential_check_s,
             policies=policies,
             routers=routers,
             client_frames=CLIENT_FRAMES,
