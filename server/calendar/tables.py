@@ -14,7 +14,7 @@ class CalendarConnection(Table, tablename="calendar_connections"):
     """One user's link to one provider account; tokens are encrypted (server.calendar.crypto)."""
 
     id = UUID(primary_key=True, default=UUID4())
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=False)
     provider = Varchar(length=16)
     """`google` or `outlook`."""
     account_email = Varchar(length=320, default="")
@@ -43,7 +43,7 @@ class CalendarEvent(Table, tablename="calendar_events"):
     """What we last saw of one event (an occurrence, for recurring series): the base of every diff."""
 
     id = UUID(primary_key=True, default=UUID4())
-    connection = ForeignKey(references=CalendarConnection)
+    connection = ForeignKey(references=CalendarConnection, null=False)
     event_id = Varchar(length=1024)
     title = Text(default="")
     starts_at = Timestamptz(null=True, default=None)

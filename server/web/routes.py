@@ -63,6 +63,12 @@ def presenter_page() -> Response[str]:
     return _html("presenter.html")
 
 
+@get("/calendar", include_in_schema=False, sync_to_thread=False)
+def calendar_page() -> Response[str]:
+    """Connected calendars: connect Google or Outlook, status and last sync, meetings from events."""
+    return _html("calendar.html")
+
+
 static = create_static_files_router(
     path="/static",
     directories=[PAGES / "static"],
@@ -97,4 +103,4 @@ def api_docs_plugin() -> SwaggerRenderPlugin:
     )
 
 
-router = Router(path="/", route_handlers=[join_page, direct_link, presenter_page, static, swagger_ui])
+router = Router(path="/", route_handlers=[join_page, direct_link, presenter_page, calendar_page, static, swagger_ui])

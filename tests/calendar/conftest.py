@@ -33,6 +33,7 @@ from tests.fakes.microsoft import FakeMicrosoft
 from tests.fakes.tls import TestCA, make_ca
 from tests.helpers import API, auth_header
 from tests.support import ServerProcess, eventually, running_workers
+from tests.web.conftest import browser  # noqa: F401  (the browser suite's Chromium, for test_browser)
 from tests.wsclient import Person, World
 
 

@@ -230,12 +230,27 @@ class FakeGoogle(FakeServer):
             return self._approve(request)
         if path == "/token" and request.method == "POST":
             return self._token(request)
+        if path == "/_fake/events":
+            return self._control(request)
         if path.startswith("/calendar/v3/"):
             if not self._authorised(request):
                 return _error(401, "authError", "Request had invalid authentication credentials.",
                               status_text="UNAUTHENTICATED")  # fmt: skip
             return self._calendar(request, path.removeprefix("/calendar/v3"))
         return _error(404, "notFound", "Not Found")
+
+    def _control(self, request: Request) -> Answer:
+        """Not Google's: for trying roomcast by hand. GET lists events; POST `{id, shift_minutes}` moves one."""
+        if request.method == "POST":
+            body = request.json()
+            with self.lock:
+                event = self.events[body["id"]]
+                delta = timedelta(minutes=int(body.get("shift_minutes", 60)))
+                start, end = event.start + delta, event.end + delta
+            self.move(event.id, start, end)
+        with self.lock:
+            return Answer(200, [{"id": e.id, "summary": e.summary, "start": e.start.isoformat(),
+                                 "status": e.status} for e in self.events.values()])  # fmt: skip
 
     def _consent(self, request: Request) -> Answer:
         q = request.query

@@ -30,6 +30,7 @@ import html
 import itertools
 import json
 import secrets
+import ssl
 import threading
 import time
 import uuid
@@ -366,6 +367,17 @@ class _Graph(FakeServer):
 
     def route(self, request: Request) -> Answer:
         account = self.account
+        if request.path == "/_fake/events":  # not Graph's: for trying roomcast by hand
+            if request.method == "POST":
+                body = request.json()
+                with account.lock:
+                    event = account.events[body["id"]]
+                    delta = timedelta(minutes=int(body.get("shift_minutes", 60)))
+                    start, end = event.start + delta, event.end + delta
+                account.move(event.id, start, end)
+            with account.lock:
+                return Answer(200, [{"id": e.id, "subject": e.subject, "start": e.start.isoformat()}
+                                    for e in account.events.values()])  # fmt: skip
         with account.lock:
             expiry = account.access_tokens.get(request.bearer)
         if expiry is None or expiry < time.time():
@@ -502,6 +514,7 @@ def approve(authorization_url: str, ca: TestCA) -> str:
     """What pressing "Accept" on the consent page does: the redirect back to roomcast's callback."""
     parts = urlsplit(authorization_url)
     path = parts.path.rsplit("/", 1)[0] + "/approve"
-    response = httpx.get(f"{parts.scheme}://{parts.netloc}{path}?{parts.query}", verify=str(ca.ca_path))
+    verify = ssl.create_default_context(cafile=str(ca.ca_path))
+    response = httpx.get(f"{parts.scheme}://{parts.netloc}{path}?{parts.query}", verify=verify)
     assert response.status_code == 302, response.text
     return response.headers["location"]
