@@ -28,6 +28,7 @@ from channels.presence import PresenceTracker
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
 from server import ops
+from server.accounts import routes as account_routes
 from server.auth import routes as auth_routes
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -87,7 +88,14 @@ def create_app(settings: Settings) -> Litestar:
         return services
 
     return Litestar(
-        route_handlers=[ops.router, web.router, auth_routes.router, meeting_routes.router, qa_routes.router],
+        route_handlers=[
+            ops.router,
+            web.router,
+            auth_routes.router,
+            account_routes.router,
+            meeting_routes.router,
+            qa_routes.router,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         plugins=[gateway],

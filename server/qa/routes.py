@@ -49,7 +49,7 @@ async def csv_chunks(services: Services, meeting_id: uuid.UUID) -> AsyncIterator
                     row["status"],
                     "true" if row["pinned"] else "false",
                     row["votes"],
-                    "" if row["anonymous"] else row["author_name"],
+                    "" if row["anonymous"] else row["author_name"] or "",
                     "true" if row["anonymous"] else "false",
                     row["text"],
                     row["answer"] or "",
