@@ -95,6 +95,11 @@ export class Session {
     else sessionStorage.removeItem(this.key);
   }
 
+  /** Keep a Session answer the page got elsewhere (password change, reset), or null to forget it. */
+  adopt(data) {
+    this._save(data);
+  }
+
   async login(email, password) {
     this._save(await api("/auth/login", { method: "POST", body: { email, password } }));
   }
