@@ -51,33 +51,40 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def question_event(room: str, text: str, user_id: str, name: str) -> dict[str, Any]:
+    """roomcast's `question.created` in a meeting room, the same fields in the same order, without `seq`.
+
+    The peers in benchmarks/peers/ broadcast this too, so every server under test sends events of one size.
+    """
+    now = _now()
+    return {
+        "type": "question.created",
+        "room": room,
+        "question": {
+            "id": str(uuid.uuid4()),
+            "meeting_id": room.removeprefix("meeting:")[:36],
+            "text": text,
+            "status": "live",
+            "pinned": False,
+            "votes": 0,
+            "author": {"id": user_id, "display_name": name},
+            "anonymous": False,
+            "answer": None,
+            "created_at": now,
+            "updated_at": now,
+            "answered_at": None,
+            "flagged": False,
+            "dismiss_reason": None,
+            "merged_into": None,
+        },
+    }
+
+
 def question_created(room: str, seq: int, text: str, user_id: str, name: str) -> bytes:
     """The same fields, in the same order, as roomcast's `question.created` in a meeting room."""
-    now = _now()
-    return _encode(
-        {
-            "type": "question.created",
-            "room": room,
-            "question": {
-                "id": str(uuid.uuid4()),
-                "meeting_id": room.removeprefix("meeting:")[:36],
-                "text": text,
-                "status": "live",
-                "pinned": False,
-                "votes": 0,
-                "author": {"id": user_id, "display_name": name},
-                "anonymous": False,
-                "answer": None,
-                "created_at": now,
-                "updated_at": now,
-                "answered_at": None,
-                "flagged": False,
-                "dismiss_reason": None,
-                "merged_into": None,
-            },
-            "seq": seq,
-        }
-    )
+    event = question_event(room, text, user_id, name)
+    event["seq"] = seq
+    return _encode(event)
 
 
 async def handler(ws: ServerConnection) -> None:

@@ -24,8 +24,18 @@ from typing import Any
 import httpx
 
 from benchmarks import profile, report
-from benchmarks.servers import BaselineFleet, Fleet, RoomcastFleet, cpu_seconds, machine_cpu, pids_named, rss_bytes
-from benchmarks.worker import Slot, decode_msg, encode, raise_nofile, worker_main
+from benchmarks.peers.wire import wire_for
+from benchmarks.servers import (
+    BaselineFleet,
+    Fleet,
+    RoomcastFleet,
+    cpu_seconds,
+    machine_cpu,
+    machine_steal,
+    pids_named,
+    rss_bytes,
+)
+from benchmarks.worker import Msg, Slot, decode_msg, encode, peer_handshake, raise_nofile, worker_main
 from benchmarks.wsclient import Client, open_client
 
 STALL_S = 10.0
@@ -87,6 +97,7 @@ class Harness:
             "join_code": self.join_code,
             "track": track,
             "reconnect": reconnect,
+            "wire": self.fleet.wire,
         }
         for wid in range(self.nproc):
             ours, theirs = ctx.Pipe()
@@ -192,6 +203,7 @@ class Harness:
             "postgres_cpu": self.postgres_cpu(),
             "machine_busy": busy,
             "machine_total": total,
+            "machine_steal": machine_steal(),
             "published": self.publisher.sent if self.publisher else 0,
             "publisher_errors": sum(self.publisher.errors.values()) if self.publisher else 0,
         }
@@ -241,6 +253,7 @@ class Harness:
             "client_cpu_pct": (b["client_cpu"] - a["client_cpu"]) / dt * 100,
             "machine_cpu_pct": (b["machine_busy"] - a["machine_busy"]) / dt * 100,
             "postgres_cpu_pct": (b["postgres_cpu"] - a["postgres_cpu"]) / dt * 100,
+            "steal_pct": (b["machine_steal"] - a["machine_steal"]) / dt * 100,
             "frames_per_server_core_s": frames / server_cpu if server_cpu else None,
             "errors": (cb["errors"] - ca["errors"])
             + (cb["error_frames"] - ca["error_frames"])
@@ -291,8 +304,8 @@ class Harness:
                 self.progress.note(f"profile of {name} ({path}):\n{profile.render(summary)}")
         return out
 
-    async def open_publisher(self, connections: int = 2) -> Publisher:
-        self.publisher = Publisher(self, connections)
+    async def open_publisher(self, connections: int = 2, join: bool = True) -> Publisher:
+        self.publisher = Publisher(self, connections, join)
         await self.publisher.start()
         return self.publisher
 
@@ -301,13 +314,18 @@ class Publisher:
     """Sends bench-stamped `ask` frames from the coordinator, paced by delivery or by a rate.
 
     Against roomcast one `ask` publishes one event through Redis to every process, so each event
-    goes to one connection (round-robin over all servers). Baseline processes know nothing of each
-    other, so each event is sent once to every baseline process (the role Redis plays for roomcast).
+    goes to one connection (round-robin over all servers); so do the peers' (benchmarks/peers/).
+    Baseline processes know nothing of each other, so each event is sent once to every baseline
+    process (the role Redis plays for roomcast). With `join=False` the publishers ask without
+    being members of the room (roomcast checks the meeting role, not the room), so every frame
+    the servers deliver is one the client processes count.
     """
 
-    def __init__(self, harness: Harness, per_server: int) -> None:
+    def __init__(self, harness: Harness, per_server: int, join: bool = True) -> None:
         self.h = harness
         self.per_server = per_server
+        self.join = join
+        self.wire = wire_for(harness.fleet.wire, harness.room)
         self.groups: list[list[Client]] = []
         self.sent = 0
         self.replies = 0
@@ -315,7 +333,13 @@ class Publisher:
         self.waiters: dict[str, asyncio.Future[Any]] = {}
 
     def _on_message(self, client: Client, payload: bytes) -> None:
-        m = decode_msg(payload)
+        if self.wire is not None:
+            peer = self.wire.decode(client, payload)
+            if peer is None:
+                return
+            m: Msg = peer
+        else:
+            m = decode_msg(payload)
         if m.type == "reply":
             self.replies += 1
         elif m.type == "error":
@@ -331,10 +355,15 @@ class Publisher:
 
     async def open_one(self, url: str, n: int) -> Client:
         client = await open_client(self.h.client, url, self._on_message, self._on_close)
+        if self.wire is not None:
+            await peer_handshake(self.wire, client, self.waiters, self.h.room if self.join else None)
+            return client
         loop = asyncio.get_running_loop()
         self.waiters["welcome"] = loop.create_future()
         client.send(encode({"type": "auth", "token": self.h.owner_token}))
         await asyncio.wait_for(self.waiters["welcome"], 30)
+        if not self.join:
+            return client
         ref = f"pub{n}"
         self.waiters[ref] = loop.create_future()
         client.send(encode({"type": "join", "room": self.h.room, "ref": ref}))
@@ -359,9 +388,11 @@ class Publisher:
     def send(self) -> None:
         idx = self.sent
         group = self.groups[idx % len(self.groups)]
-        payload = encode(
-            {"type": "ask", "room": self.h.room, "text": f"bench {idx} {time.time_ns()} publisher", "ref": f"q{idx}"}
-        )
+        text = f"bench {idx} {time.time_ns()} publisher"
+        if self.wire is not None:
+            payload = self.wire.ask_frame(self.h.room, text)
+        else:
+            payload = encode({"type": "ask", "room": self.h.room, "text": text, "ref": f"q{idx}"})
         for client in group:
             client.send(payload)
         self.sent += 1
@@ -411,24 +442,30 @@ class Publisher:
 
 
 def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
+    """Start `args.servers` processes of `kind`: roomcast, baseline or a peer (benchmarks/peers/)."""
+    from benchmarks.peers.fleets import PEERS, PeerFleet
+
+    fleet: Fleet
     if kind == "baseline":
-        fleet: Fleet = BaselineFleet()
-        fleet.start(args.servers)  # type: ignore[attr-defined]
-        return fleet
-    roomcast = RoomcastFleet(
-        ask_per_minute=limits.get("ask_per_minute", 1_000_000),
-        vote_per_minute=limits.get("vote_per_minute", 1_000_000),
-        log_level=args.log_level,
-        extra_env={},
-        own_redis=args.redis == "own",
-        uvicorn_ws=args.uvicorn_ws,
-    )
+        fleet = BaselineFleet()
+    elif kind in PEERS:
+        fleet = PeerFleet(kind)
+    else:
+        fleet = RoomcastFleet(
+            ask_per_minute=limits.get("ask_per_minute", 1_000_000),
+            vote_per_minute=limits.get("vote_per_minute", 1_000_000),
+            log_level=args.log_level,
+            extra_env={},
+            own_redis=args.redis == "own",
+            uvicorn_ws=args.uvicorn_ws,
+        )
+    fleet.ports = getattr(args, "ports", None)
     try:
-        roomcast.start(args.servers)
+        fleet.start(args.servers)
     except BaseException:
-        roomcast.stop()
+        fleet.stop()
         raise
-    return roomcast
+    return fleet
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,8 @@
     python -m benchmarks.load fanout            # scenario 2: saturation, roomcast vs baseline
     python -m benchmarks.load SCENARIO --help   # every scenario's knobs
 
-Scenarios (issue 8): idle, fanout, latency, townhall, storm, churn, redis. Each starts its own
+Scenarios (issue 8): idle, fanout, latency, townhall, storm, churn, redis; and `peers` (issue 19:
+roomcast beside python-socketio, Litestar channels and Node.js Socket.IO). Each starts its own
 servers (`roomcast serve` processes on a fresh database and Redis prefix, or baseline processes),
 opens real WebSocket clients in several client processes, prints a progress line on stderr, then
 one table on stdout and the path of a JSON file with every figure (benchmarks/results/).
@@ -197,6 +198,7 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from benchmarks import scenarios
+    from benchmarks.peers import run as peers
 
     top = argparse.ArgumentParser(
         prog="python -m benchmarks.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
     add_common(p, run=scenario_latency)
 
     scenarios.add_parsers(sub, add_common)
+    peers.add_parser(sub, add_common)
     return top
 
 
@@ -263,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     progress.done()
     print(report.table(result["rows"]))
+    if result.get("extra"):
+        print()
+        print(result["extra"])
     for name, ok, value in result.get("checks", []):
         print(f"{'PASS' if ok else 'MISS'}  {name}: {value}")
     for key, value in result.get("summary", {}).items():

@@ -65,15 +65,15 @@ def bucket_quantile(cumulative: dict[float, float], q: float) -> float | None:
     return None
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    cells = [[header for _, header, _ in COLUMNS]]
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]] = COLUMNS) -> str:
+    cells = [[header for _, header, _ in columns]]
     for row in rows:
         line = []
-        for key, _, fmt in COLUMNS:
+        for key, _, fmt in columns:
             value = row.get(key)
             line.append("-" if value is None else fmt.format(value))
         cells.append(line)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     out = []
     for n, line in enumerate(cells):
         out.append(

@@ -43,6 +43,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class PortRange:
+    """Ports handed out in order from `base` (skipping any in use), for runs that must stay in a range."""
+
+    def __init__(self, base: int, size: int = 100) -> None:
+        self.base, self.end = base, base + size
+        self.next = base
+
+    def take(self) -> int:
+        while self.next < self.end:
+            port, self.next = self.next, self.next + 1
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+        raise RuntimeError(f"no free port left in {self.base}-{self.end - 1}")
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` to completion on a fresh loop in a thread (callers may be inside a running loop)."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -78,6 +97,13 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(values) - idle) / CLK_TCK, sum(values) / CLK_TCK
 
 
+def machine_steal() -> float:
+    """Seconds the hypervisor ran something else while this VM's CPUs wanted to run (/proc/stat `steal`)."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return values[7] / CLK_TCK if len(values) > 7 else 0.0
+
+
 def pids_named(name: str) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
@@ -94,6 +120,7 @@ class ServerProc:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    ws_path: str = "/ws"
 
     @property
     def pid(self) -> int:
@@ -105,7 +132,7 @@ class ServerProc:
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.port}{self.ws_path}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -121,6 +148,13 @@ class Fleet:
     servers: list[ServerProc] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="roomcast-bench-")))
     last_cpu: dict[int, float] = field(default_factory=dict)
+    ports: PortRange | None = None
+    """Where server ports come from; any free port when None."""
+    wire: str | None = None
+    """benchmarks.peers.wire's name for the protocol its servers speak; None: roomcast's."""
+
+    def port(self) -> int:
+        return self.ports.take() if self.ports is not None else free_port()
 
     @property
     def pids(self) -> list[int]:
@@ -150,7 +184,7 @@ class Fleet:
                     out[name] = float(value)
         return out
 
-    def _spawn(self, name: str, port: int, argv: list[str], env: dict[str, str]) -> ServerProc:
+    def _spawn(self, name: str, port: int, argv: list[str], env: dict[str, str], ws_path: str = "/ws") -> ServerProc:
         log = self.workdir / f"{name}.log"
         proc = subprocess.Popen(
             argv,
@@ -161,7 +195,7 @@ class Fleet:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-        return ServerProc(name, port, proc, log)
+        return ServerProc(name, port, proc, log, ws_path)
 
     def wait_ready(self, path: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -175,6 +209,9 @@ class Fleet:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{server.name} not ready after {timeout}s: {server.log.read_text()[-2000:]}")
                 time.sleep(0.2)
+
+    def start(self, count: int) -> None:
+        raise NotImplementedError
 
     def stop(self) -> None:
         for server in self.servers:
@@ -194,7 +231,7 @@ class BaselineFleet(Fleet):
 
     def start(self, count: int) -> None:
         for i in range(count):
-            port = free_port()
+            port = self.port()
             argv = [sys.executable, "-m", "benchmarks.baseline", "--port", str(port)]
             self.servers.append(self._spawn(f"baseline{i}", port, argv, dict(os.environ)))
         self.wait_ready("/health/live")
@@ -268,7 +305,7 @@ class RoomcastFleet(Fleet):
         self.wait_ready("/health/ready")
 
     def add_server(self) -> ServerProc:
-        port = free_port()
+        port = self.port()
         argv = [str(VENV_BIN / "roomcast"), "serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"]
         if self.uvicorn_ws:
             argv += ["--ws", self.uvicorn_ws]

@@ -152,6 +152,10 @@ class Worker:
         self.reply_ms: dict[str, list[float]] = {"ask": [], "vote": []}
         self.closest = 1.0
         self.commands: asyncio.Queue[Any] = asyncio.Queue()
+        from benchmarks.peers.wire import wire_for  # it builds on this module's Msg
+
+        self.wire = wire_for(cfg.get("wire"), self.room)
+        """A peer's protocol (benchmarks/peers/wire.py); None for roomcast's own."""
 
     # --- hot path -----------------------------------------------------------------------
 
@@ -160,7 +164,13 @@ class Worker:
         c[Slot.FRAMES] += 1
         c[Slot.BYTES] += len(payload)
         try:
-            m = decode_msg(payload)
+            if self.wire is None:
+                m = decode_msg(payload)
+            else:
+                peer = self.wire.decode(client, payload)
+                if peer is None:
+                    return
+                m = peer
         except msgspec.DecodeError:
             c[Slot.ERRORS] += 1
             return
@@ -305,6 +315,13 @@ class Worker:
             raise
 
     async def _auth_join(self, client: Client, st: State, since: int | None, join: bool) -> Client:
+        if self.wire is not None:
+            await peer_handshake(self.wire, client, st.waiters, self.room if join else None)
+            if join:
+                self.c[Slot.JOINED] += 1
+                self.members += 1
+                st.joined = True
+            return client
         welcome = await self.request(client, {"type": "auth", "token": st.token}, answer="welcome")
         if welcome.type != "welcome":
             raise RuntimeError(f"auth answered {welcome.type} {welcome.code}")
@@ -586,6 +603,25 @@ class Worker:
                 client.close()
             await asyncio.sleep(0.2)
         return result
+
+
+async def peer_handshake(wire: Any, client: Client, waiters: dict[str, Any], room: str | None) -> None:
+    """A peer's connect (if it has one) and join of `room` (if given), each awaited like roomcast's."""
+    from benchmarks.peers.wire import JOIN_REF
+
+    loop = asyncio.get_running_loop()
+    steps = [("welcome", wire.auth_frame())]
+    if room is not None:
+        steps.append((JOIN_REF, wire.join_frame(room)))
+    for key, frame in steps:
+        if frame is None:
+            continue
+        fut: asyncio.Future[Msg] = loop.create_future()
+        waiters[key] = fut
+        client.send(frame)
+        answer = await asyncio.wait_for(fut, 30)
+        if answer.type == "error":
+            raise RuntimeError(f"{key} answered {answer.code}: {answer.message}")
 
 
 def raise_nofile() -> int:

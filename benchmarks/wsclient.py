@@ -309,7 +309,8 @@ async def open_client(kind: str, url: str, on_message: OnMessage, on_close: OnCl
     loop = asyncio.get_running_loop()
     protocol: _Base
     if kind == "raw":
-        protocol = RawClient(on_message, on_close, f"{host}:{port}", parts.path or "/")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        protocol = RawClient(on_message, on_close, f"{host}:{port}", target)
     elif kind == "sansio":
         protocol = SansIOClient(on_message, on_close, url)
     else:

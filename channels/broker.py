@@ -34,7 +34,7 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -233,8 +233,25 @@ class _Room:
         self.resync_again = False
 
 
+class Disconnect(msgspec.Struct, kw_only=True, tag="disconnect", tag_field="op"):
+    """The control message that closes sockets on every process (`Broker.disconnect_user`).
+
+    A socket is closed when its user is `user_id` (or `user_id` is `*`) and every given filter
+    matches: it joined a room in `room_prefix`; it was opened with one of `credentials`; it was
+    not opened with one of `except_credentials`.
+    """
+
+    user_id: str
+    code: int
+    room_prefix: str | None = None
+    credentials: list[str] | None = None
+    except_credentials: list[str] = []
+    reason: str = ""
+
+
 ResyncHandler = Callable[[str, list[tuple[Subscription, int]]], Awaitable[None]]
-ControlHandler = Callable[[dict[str, Any]], None]
+ControlHandler = Callable[[Disconnect], None]
+_decode_control = msgspec.json.Decoder(Disconnect).decode
 
 
 class Broker:
@@ -324,14 +341,36 @@ class Broker:
         self.metrics.published.labels(kind).inc()
         return int(seq)
 
-    async def disconnect_user(self, user_id: str, room_prefix: str, code: int) -> None:
-        """Close, on every server process, the sockets of `user_id` that joined a room in `room_prefix`.
+    async def disconnect_user(
+        self,
+        user_id: str,
+        room_prefix: str | None,
+        code: int,
+        *,
+        credentials: Iterable[str] | None = None,
+        except_credentials: Iterable[str] = (),
+        reason: str = "",
+    ) -> None:
+        """Close, on every server process, the matching sockets of `user_id` with `code`.
 
-        A room is in `room_prefix` when it equals it or starts with it followed by `:` (so
-        `meeting:<id>` covers `meeting:<id>:moderation`). `user_id="*"` means every user.
-        Best effort: a process whose pub/sub connection is down at that instant misses it.
+        With `room_prefix`, only sockets that joined a room in it: a room is in `room_prefix` when
+        it equals it or starts with it followed by `:` (so `meeting:<id>` covers
+        `meeting:<id>:moderation`). With `credentials`, only sockets opened with one of them
+        (`Identity.credential`); sockets opened with one of `except_credentials` are spared.
+        `user_id="*"` means every user (then `room_prefix` or `credentials` is required).
+        Best effort: a process whose pub/sub connection is down at that instant misses it (the
+        gateway's periodic credential check bounds how long a revoked credential's socket lives).
         """
-        message = {"op": "disconnect", "user_id": user_id, "room_prefix": room_prefix, "code": code}
+        if user_id == "*" and room_prefix is None and credentials is None:
+            raise ValueError("disconnecting every user needs a room_prefix or credentials")
+        message = Disconnect(
+            user_id=user_id,
+            code=code,
+            room_prefix=room_prefix,
+            credentials=None if credentials is None else list(credentials),
+            except_credentials=list(except_credentials),
+            reason=reason,
+        )
         await self.redis.publish(self._control_channel, msgspec.json.encode(message))
 
     # --- reading a room's position ----------------------------------------------------------
@@ -584,11 +623,11 @@ class Broker:
 
     def _on_control(self, data: bytes) -> None:
         try:
-            message = msgspec.json.decode(data)
+            message = _decode_control(data)
         except msgspec.DecodeError:
             log.warning("broker.control_invalid")
             return
-        if self.on_control is not None and isinstance(message, dict):
+        if self.on_control is not None:
             self.on_control(message)
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
@@ -688,6 +727,7 @@ __all__: Sequence[str] = [
     "Broker",
     "BrokerUnavailable",
     "Cursor",
+    "Disconnect",
     "Envelope",
     "SubState",
     "Subscriber",

@@ -38,7 +38,7 @@ from litestar.plugins import InitPluginProtocol
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from channels.asyncapi import asyncapi_document
-from channels.broker import Broker, BrokerUnavailable, Envelope, Subscription, room_matches
+from channels.broker import Broker, BrokerUnavailable, Disconnect, Envelope, Subscription, room_matches
 from channels.metrics import Metrics
 from channels.presence import PresenceChanged, PresenceTracker
 from channels.protocol import (
@@ -64,7 +64,7 @@ from channels.protocol import (
     WelcomeUser,
 )
 from channels.rooms import RoomHub
-from channels.seams import Authenticator, FrameRouter, Handler, Identity, RoomPolicy, merge_routers
+from channels.seams import Authenticator, CredentialCheck, FrameRouter, Handler, Identity, RoomPolicy, merge_routers
 from channels.wire import DirectSocket, ws_frame
 
 log = logging.getLogger("roomcast.ws")
@@ -91,7 +91,11 @@ class GatewayConfig:
 
     broker: Broker
     authenticator: Authenticator
-    policies: Sequence[RoomPolicy]
+    credential_check: CredentialCheck | None = None
+    """Asked every `credential_check_s` which open sockets' credentials were revoked meanwhile."""
+    credential_check_s: float = 30.0
+    """The longest a socket outlives its revoked credential if this process missed the disconnect."""
+    policies: Sequence[RoomPolicy] = ()
     """Checked in order; the first whose `owns(room)` is true decides. Must own `user:<id>`."""
     routers: Sequence[FrameRouter] = ()
     client_frames: Sequence[type[ClientFrame]] = CORE_CLIENT_FRAMES
@@ -176,6 +180,7 @@ class Session:
     __slots__ = (
         "_deadline",
         "_direct",
+        "_expiry",
         "_identity",
         "_last",
         "_limited_until",
@@ -218,6 +223,11 @@ class Session:
         self.reader: asyncio.Task[Any] | None = None
         self.forced = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        if identity.expires_at is not None:
+            self._expiry = asyncio.get_running_loop().call_later(
+                max(0.0, identity.expires_at - time.time()), self.close, CloseCode.UNAUTHENTICATED, "credential expired"
+            )
         self._tokens = float(gateway.config.rate_limit.burst)
         self._last = time.monotonic()
         self._limited_until = 0.0
@@ -383,6 +393,7 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         config.broker.on_control = self._on_control
         self._asyncapi: bytes | None = None
+        self._checker: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -390,9 +401,15 @@ class Gateway:
         await self.broker.start()
         if self.config.presence is not None:
             await self.config.presence.start()
+        if self.config.credential_check is not None:
+            self._checker = asyncio.create_task(self._check_credentials(), name="roomcast.ws.credentials")
 
     async def stop(self) -> None:
         """Close what is still open with 1012 (uvicorn normally has already), then stop the background work."""
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
         for session in list(self.sessions.values()):
             session.close(CloseCode.RESTARTING, "server restarting; reconnect and recover with since")
         deadline = time.monotonic() + 2.0
@@ -476,6 +493,8 @@ class Gateway:
         self.sessions.pop(session.session_id, None)
         if session._deadline is not None:
             session._deadline.cancel()
+        if session._expiry is not None:
+            session._expiry.cancel()
         if session.close_code is None:
             session.close_code = code if isinstance(code, int) else 1005
         writer.cancel()
@@ -623,18 +642,40 @@ class Gateway:
             log.exception("ws.handler_failed", extra={"session_id": session.session_id, "type": kind})
             session.send_frame(Error(code=ErrorCode.INTERNAL, message="internal error", ref=ref))
 
-    def _on_control(self, message: dict[str, Any]) -> None:
-        if message.get("op") != "disconnect":
-            return
-        user_id, prefix, code = message.get("user_id"), message.get("room_prefix"), message.get("code")
-        if not isinstance(user_id, str) or not isinstance(prefix, str) or not isinstance(code, int):
-            return
+    def _on_control(self, message: Disconnect) -> None:
+        prefix, credentials = message.room_prefix, message.credentials
+        spared = message.except_credentials
         for session in list(self.sessions.values()):
-            if user_id not in ("*", session.identity.user_id):
+            identity = session.identity
+            if message.user_id not in ("*", identity.user_id):
                 continue
-            if any(room_matches(room, prefix) for room in session.subscriptions):
-                reason = "removed from the meeting" if code == CloseCode.REMOVED else "disconnected by the server"
-                session.close(code, reason)
+            if prefix is not None and not any(room_matches(room, prefix) for room in session.subscriptions):
+                continue
+            if credentials is not None and identity.credential not in credentials:
+                continue
+            if spared and identity.credential in spared:
+                continue
+            session.close(message.code, message.reason or _default_reason(message.code))
+
+    async def _check_credentials(self) -> None:
+        """Close (4401) the sockets whose credential was revoked, in case this process missed the disconnect."""
+        check = self.config.credential_check
+        assert check is not None
+        while True:
+            await asyncio.sleep(self.config.credential_check_s)
+            sessions = [s for s in self.sessions.values() if s.identity.credential and s.close_code is None]
+            if not sessions:
+                continue
+            try:
+                revoked = set(await check([s.identity for s in sessions]))
+            except Exception:
+                log.warning("ws.credential_check_failed", exc_info=True, extra={"sessions": len(sessions)})
+                continue
+            for session in sessions:
+                if session.identity.credential in revoked:
+                    session.close(CloseCode.UNAUTHENTICATED, "credential revoked")
+            if revoked:
+                log.info("ws.credentials_revoked", extra={"credentials": len(revoked)})
 
     def asyncapi(self) -> bytes:
         if self._asyncapi is None:
@@ -704,6 +745,14 @@ class GatewayPlugin(InitPluginProtocol):
             yield
         finally:
             await self.gateway.stop()
+
+
+def _default_reason(code: int) -> str:
+    if code == CloseCode.REMOVED:
+        return "removed from the meeting"
+    if code == CloseCode.UNAUTHENTICATED:
+        return "credential revoked"
+    return "disconnected by the server"
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -14,7 +14,7 @@ Handlers and policies receive untrusted input: every frame field came from the n
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import msgspec
@@ -33,6 +33,13 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     unread_notifications: int = 0
     context: Any = None
     """Whatever the application wants its handlers to have (e.g. its own principal object)."""
+    credential: str = ""
+    """The credential the socket was opened with, named by the application (a login, an API key, a
+    guest token). `Publisher.disconnect_user(..., credentials=...)` closes exactly the sockets of
+    a credential that was revoked; empty: only user-wide disconnects reach the socket."""
+    expires_at: float | None = None
+    """Unix time at which the credential stops being valid: the gateway closes the socket then
+    (4401, so the client refreshes and reconnects). None: it does not expire by itself."""
 
 
 class SessionView(Protocol):
@@ -112,4 +119,15 @@ class RoomPolicy(Protocol):
 class Authenticator(Protocol):
     async def __call__(self, token: str) -> Identity | None:
         """The identity a token stands for, or None (the gateway then closes with 4401)."""
+        ...
+
+
+class CredentialCheck(Protocol):
+    async def __call__(self, identities: Sequence[Identity]) -> Collection[str]:
+        """The `credential`s among `identities` that are no longer valid (revoked, deleted).
+
+        The gateway asks it periodically about every open socket, so that a revocation whose
+        disconnect message this process missed (its pub/sub connection was down) still closes
+        the socket within a bounded time.
+        """
         ...

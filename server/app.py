@@ -29,6 +29,7 @@ from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
 from server import ops
 from server.accounts import routes as account_routes
+from server.auth import revocation
 from server.auth import routes as auth_routes
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -140,6 +141,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
         GatewayConfig(
             broker=services.broker,
             authenticator=authenticator(services, unread=unread_count),
+            credential_check=functools.partial(revocation.revoked_credentials, services),
+            credential_check_s=settings.credential_check_s,
             policies=policies,
             routers=routers,
             client_frames=CLIENT_FRAMES,

@@ -25,7 +25,7 @@ CODE_BY_STATUS: dict[int, str] = {
     404: "not_found",
     405: "bad_request",
     409: "conflict",
-    413: "bad_request",
+    413: "too_large",
     415: "bad_request",
     422: "validation_error",
     429: "rate_limited",
@@ -139,6 +139,13 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return envelope(status, CODE_BY_STATUS.get(status, "bad_request"), message, headers=headers or None)
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    """JSON nested ~1,000 levels deep (2 KB) makes msgspec raise RecursionError while parsing the
+    body: bad input, so a 400 like any other undecodable body (PITFALLS 19), not a 500."""
+    log.info("http.too_deep", extra={"method": request.method, "path": request.url.path})
+    return envelope(400, "bad_request", "the request body is nested too deeply")
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error(
@@ -153,5 +160,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _too_deep,
     Exception: _internal,
 }

@@ -30,13 +30,3 @@ class RateLimiter:
     async def hit(self, key: str, limit: int, window_s: int) -> int:
         """Count one attempt against `key`; return 0 if within `limit`, else the seconds to wait."""
         return int(await self._hit(keys=[key], args=[limit, window_s]))
-
-    async def exceeded(self, key: str, limit: int) -> int:
-        """Without counting: seconds to wait if `key` already passed `limit` (for counting failures only)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(key)
-            pipe.ttl(key)
-            count, ttl = await pipe.execute()
-        if count is not None and int(count) >= limit:
-            return max(1, int(ttl))
-        return 0

@@ -16,6 +16,7 @@ import msgspec
 from channels.seams import Authenticator, Identity
 from server import cache
 from server.auth.identity import API_KEY_PREFIX, Principal, resolve_token
+from server.auth.revocation import credential_of
 from server.auth.tokens import decode_token
 from server.services import Services
 
@@ -57,6 +58,9 @@ def authenticator(services: Services, unread: UnreadCount = _none_unread) -> Aut
     or read notification and a deleted meeting invalidate: a reconnect storm asks PostgreSQL
     nothing. The token's signature and expiry are still checked every time. API keys are
     looked up every time (an integration does not reconnect in storms).
+
+    The identity names the credential the socket is opened with and when it expires
+    (`server.auth.revocation`), so revoking or outliving it closes the socket with 4401.
     """
 
     async def lookup(token: str) -> _Known | None:
@@ -91,6 +95,8 @@ def authenticator(services: Services, unread: UnreadCount = _none_unread) -> Aut
             guest=principal.guest,
             unread_notifications=known.unread,
             context=principal,
+            credential=credential_of(principal, claims),
+            expires_at=None if claims is None else float(claims.exp),
         )
 
     return authenticate

@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_token_ttl_s: int = 30 * 24 * 3600
     """Lifetime of a refresh token (each use rotates it)."""
     guest_token_ttl_s: int = 24 * 3600
+    credential_check_s: int = 30
+    """How often each server process re-checks the credentials of its open sockets: the longest a
+    socket outlives a revoked login or API key when the process missed the disconnect message."""
     """Lifetime of a guest token."""
     log_level: str = "info"
     """Logging threshold: debug, info, warning or error."""
@@ -191,6 +194,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "access_token_ttl_s": ("ROOMCAST_ACCESS_TOKEN_TTL_S", _positive_int),
     "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
+    "credential_check_s": ("ROOMCAST_CREDENTIAL_CHECK_S", _positive_int),
     "log_level": ("ROOMCAST_LOG_LEVEL", _log_level),
     "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),

@@ -54,11 +54,11 @@ async def _checked_password(services: Services, user_id: uuid.UUID, password: st
         row = await connection.fetchrow(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1", user_id)
     if row is None:
         raise unauthorized()
-    await limits.check_login(services, row["email"], address)
+    await limits.reserve_login(services, row["email"], address)
     if not await verify_password(row["password_hash"], password):
-        await limits.count_login_failure(services, row["email"], address)
         log.info("accounts.password_refused", extra={"user_id": str(user_id), "client": address})
         raise unauthorized("the current password is wrong")
+    await limits.login_succeeded(services, row["email"], address)
     return row
 
 

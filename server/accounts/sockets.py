@@ -1,16 +1,13 @@
-"""Ending the open sockets of logins that account self-service just revoked."""
+"""After account self-service revoked logins: forget what the reconnect cache knows, then end their sockets."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable
 
-from channels.protocol import CloseCode
 from server import cache
+from server.auth.revocation import end_login_sockets
 from server.services import Services
-
-log = logging.getLogger("roomcast.accounts")
 
 
 async def end_sockets(
@@ -20,15 +17,12 @@ async def end_sockets(
     family_ids: Iterable[uuid.UUID] | None = None,
     except_family: uuid.UUID | None = None,
 ) -> None:
-    """After a commit that revoked logins of `user_id`: forget cached identities, close their sockets (4401).
+    """Call after the commit that revoked logins of `user_id`; never raises.
 
-    `family_ids=None` means every login of the user. Never raises: the revocation is stored, and
-    every token of a revoked login is refused from now on whatever happens to its socket.
-    This build closes every socket of the user, on every process, through the broker's control
-    channel (the sockets of `except_family` too: a client reconnects with its still valid token).
+    The user's cached socket identities are invalidated (a reconnect asks PostgreSQL again), and
+    the sockets of those logins close with 4401 on every process (`server.auth.revocation`):
+    `family_ids=None` is every socket of the user, but those of `except_family` (the caller's own
+    login, after a password change or reset).
     """
     await cache.invalidate(services, cache.user_scope(user_id))
-    try:
-        await services.broker.disconnect_user(str(user_id), f"user:{user_id}", CloseCode.UNAUTHENTICATED)
-    except Exception:
-        log.warning("accounts.sockets_not_ended", exc_info=True, extra={"user_id": str(user_id)})
+    await end_login_sockets(services, user_id=user_id, family_ids=family_ids, except_family=except_family)

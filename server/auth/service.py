@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from server import cache
-from server.auth import limits
+from server.auth import limits, revocation
 from server.auth.identity import API_KEY_PREFIX
 from server.auth.passwords import hash_password, needs_rehash, verify_password
 from server.auth.schemas import ApiKey, ApiKeyCreated, LoginIn, RegisterIn, Session, User
@@ -98,17 +98,16 @@ async def register(services: Services, body: RegisterIn, user_agent: str | None 
 async def login(services: Services, body: LoginIn, address: str, user_agent: str | None = None) -> Session:
     """A new login. Unknown emails cost the same argon2 time as wrong passwords (no enumeration)."""
     email = body.email.strip().lower()
-    await limits.check_login(services, email, address)
+    await limits.reserve_login(services, email, address)
     async with services.db.pool.acquire() as connection:
         row = await connection.fetchrow(
             f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email
         )
     stored = row["password_hash"] if row is not None else None
     if not await verify_password(stored, body.password) or row is None:
-        await limits.count_login_failure(services, email, address)
         log.info("auth.login_failed", extra={"user_id": str(row["id"]) if row else None, "client": address})
         raise unauthorized("wrong email or password")
-    await limits.clear_login_failures(services, email)
+    await limits.login_succeeded(services, email, address)
     async with services.db.pool.acquire() as connection, connection.transaction():
         if needs_rehash(stored or ""):
             await connection.execute(
@@ -185,6 +184,7 @@ async def refresh(services: Services, token: str) -> Session:
         log.log(logging.WARNING if outcome == "reused" else logging.INFO, "auth.refresh_refused", extra=extra)
         if outcome == "reused" and row is not None:
             await cache.invalidate(services, cache.user_scope(row["user"]))
+            await revocation.end_login_sockets(services, user_id=row["user"], family_ids=[row["family_id"]])
         raise unauthorized("the refresh token is invalid, expired or already used")
     return session
 
@@ -202,6 +202,7 @@ async def logout(services: Services, token: str) -> None:
         )
         await _revoke_family(connection, row["family_id"])
     await cache.invalidate(services, cache.user_scope(row["user"]))
+    await revocation.end_login_sockets(services, user_id=row["user"], family_ids=[row["family_id"]])
     log.info("auth.logout", extra={"user_id": str(row["user"]), "family_id": str(row["family_id"])})
 
 
@@ -254,4 +255,5 @@ async def delete_api_key(services: Services, user_id: uuid.UUID, key_id: uuid.UU
         )
     if deleted is None:
         raise not_found("no such API key")
+    await revocation.end_api_key_sockets(services, user_id=user_id, api_key_ids=[key_id])
     log.info("auth.api_key_deleted", extra={"user_id": str(user_id), "api_key_id": str(key_id)})

@@ -195,11 +195,20 @@ def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise invalid("ends_at", "ends_at is before starts_at")
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """`value` in UTC; a time without a zone is taken to be UTC already (SPEC: times are UTC)."""
+def _utc(value: datetime | None, field: str) -> datetime | None:
+    """`value` in UTC; a time without a zone is taken to be UTC already (SPEC: times are UTC).
+
+    `9999-12-31T23:59:59-14:00` is valid ISO 8601 but its UTC value is in year 10000, which
+    Python cannot represent: a 422 naming the field, not an OverflowError (a 500).
+    """
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise invalid(field, f"{field} in UTC falls outside the years 1 to 9999") from None
 
 
 async def insert_meeting(
@@ -252,7 +261,7 @@ async def create_meeting(services: Services, owner_id: uuid.UUID, body: MeetingC
     """A new `scheduled` meeting owned by `owner_id`, settings defaulted as the SPEC says."""
     title = _title(body.title)
     description = _description(body.description)
-    starts_at, ends_at = _utc(body.starts_at), _utc(body.ends_at)
+    starts_at, ends_at = _utc(body.starts_at, "starts_at"), _utc(body.ends_at, "ends_at")
     _check_times(starts_at, ends_at)
     settings = _checked_settings(body.settings or MeetingSettings())
     async with services.db.pool.acquire() as connection:
@@ -287,8 +296,8 @@ async def update_meeting(services: Services, meeting_id: uuid.UUID, patch: Meeti
         current = meeting_of(row)
         title = current.title if patch.title is msgspec.UNSET else _title(patch.title)
         description = current.description if patch.description is msgspec.UNSET else _description(patch.description)
-        starts_at = current.starts_at if patch.starts_at is msgspec.UNSET else _utc(patch.starts_at)
-        ends_at = current.ends_at if patch.ends_at is msgspec.UNSET else _utc(patch.ends_at)
+        starts_at = current.starts_at if patch.starts_at is msgspec.UNSET else _utc(patch.starts_at, "starts_at")
+        ends_at = current.ends_at if patch.ends_at is msgspec.UNSET else _utc(patch.ends_at, "ends_at")
         _check_times(starts_at, ends_at)
         settings = current.settings
         if patch.settings is not msgspec.UNSET:

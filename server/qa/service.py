@@ -87,6 +87,14 @@ async def fetch_question(connection: asyncpg.Connection, meeting_id: uuid.UUID, 
     return dict(row)
 
 
+CLOSED_MEETING = ("ended", "cancelled")
+"""Meetings in these statuses take no more asks, votes or edits."""
+
+
+def meeting_closed(status: str, what: str) -> FrameError:
+    return FrameError(ErrorCode.CONFLICT, f"the meeting has {status}; no more {what}")
+
+
 def muted() -> FrameError:
     return FrameError(ErrorCode.FORBIDDEN, "you are muted in this meeting and cannot ask or vote")
 
@@ -123,8 +131,8 @@ async def ask(
         if context is None:
             raise not_found("meeting")
         meeting_status, settings = context["status"], qa_settings(context["settings"])
-        if meeting_status in ("ended", "cancelled"):
-            raise FrameError(ErrorCode.CONFLICT, f"the meeting has {meeting_status}; no more questions")
+        if meeting_status in CLOSED_MEETING:
+            raise meeting_closed(meeting_status, "questions")
         if context["muted"]:
             raise muted()
         if anonymous and not settings.anonymous_questions:
@@ -149,28 +157,36 @@ async def ask(
 
 _VOTE = """
 WITH question AS (
-    SELECT id, status, votes FROM questions WHERE id = $1 AND meeting = $2
+    SELECT q.id, q.status, q.votes, m.status AS meeting_status
+    FROM questions q JOIN meetings m ON m.id = q.meeting
+    WHERE q.id = $1 AND q.meeting = $2
 ), muted AS (
     SELECT 1 FROM mutes WHERE meeting = $2 AND "user" = $3
+), allowed AS (
+    SELECT id, status FROM question
+    WHERE meeting_status NOT IN ('ended', 'cancelled') AND NOT EXISTS (SELECT 1 FROM muted)
 ), cast_vote AS (
     INSERT INTO votes (question, "user")
-    SELECT id, $3 FROM question
-    WHERE $4 AND status IN ('live', 'answered') AND NOT EXISTS (SELECT 1 FROM muted)
+    SELECT id, $3 FROM allowed WHERE $4 AND status IN ('live', 'answered')
     ON CONFLICT DO NOTHING
     RETURNING question
 ), withdrawn AS (
     DELETE FROM votes
-    WHERE NOT $4 AND question = $1 AND "user" = $3 AND NOT EXISTS (SELECT 1 FROM muted)
+    WHERE NOT $4 AND question IN (SELECT id FROM allowed) AND "user" = $3
     RETURNING question
 ), counted AS (
     UPDATE questions SET votes = votes + CASE WHEN $4 THEN 1 ELSE -1 END
-    WHERE id = $1 AND EXISTS (SELECT 1 FROM cast_vote UNION ALL SELECT 1 FROM withdrawn)
+    WHERE id IN (SELECT id FROM allowed) AND EXISTS (SELECT 1 FROM cast_vote UNION ALL SELECT 1 FROM withdrawn)
     RETURNING votes
 )
-SELECT question.status, EXISTS (SELECT 1 FROM muted) AS muted,
-       (SELECT votes FROM counted) AS new_votes, question.votes AS old_votes
+SELECT question.status, question.meeting_status, EXISTS (SELECT 1 FROM muted) AS muted,
+       (SELECT votes FROM counted) AS new_votes
 FROM question
 """
+"""Every branch is keyed by the question *and* the meeting the frame was authorised for (`allowed`),
+so a frame naming meeting A's room can never touch a vote of meeting B (PITFALLS 21)."""
+
+_COMMITTED_VOTES = "SELECT votes FROM questions WHERE id = $1 AND meeting = $2"
 
 
 async def vote(
@@ -179,18 +195,27 @@ async def vote(
     """Cast or withdraw one user's vote; returns (votes, changed). Idempotent either way.
 
     One statement, so the question's row is locked only while it runs: hundreds of votes a
-    second on one popular question do not queue behind each other's round trips.
+    second on one popular question do not queue behind each other's round trips. A vote that
+    changed nothing reads the count again in a second statement: its first statement's snapshot
+    predates a concurrent vote of the same user (from another tab or process) that it waited
+    for, so only a fresh read reports the committed count (PITFALLS 22).
     """
     async with pool.acquire() as connection:
         row = await connection.fetchrow(_VOTE, question_id, meeting_id, user_id, up)
-    if row is None:
+        if row is None:
+            raise not_found()
+        if row["meeting_status"] in CLOSED_MEETING:
+            raise meeting_closed(row["meeting_status"], "votes")
+        if row["muted"]:
+            raise muted()
+        if up and row["status"] not in PUBLIC_STATUSES:
+            raise FrameError(ErrorCode.CONFLICT, f"a {row['status']} question cannot be voted on")
+        if row["new_votes"] is not None:
+            return row["new_votes"], True
+        votes = await connection.fetchval(_COMMITTED_VOTES, question_id, meeting_id)
+    if votes is None:  # deleted in between
         raise not_found()
-    if row["muted"]:
-        raise muted()
-    if up and row["status"] not in PUBLIC_STATUSES:
-        raise FrameError(ErrorCode.CONFLICT, f"a {row['status']} question cannot be voted on")
-    changed = row["new_votes"] is not None
-    return (row["new_votes"] if changed else row["old_votes"]), changed
+    return votes, False
 
 
 async def moderate(
@@ -211,11 +236,13 @@ async def moderate(
         if action == "approve":
             if status != "pending":
                 raise FrameError(ErrorCode.CONFLICT, f"only pending questions can be approved; this one is {status}")
-            await _update(connection, question_id, "status = 'live'")
+            await _update(connection, meeting_id, question_id, "status = 'live'")
         elif action == "dismiss":
             if status == "dismissed":
                 raise FrameError(ErrorCode.CONFLICT, "the question is already dismissed")
-            await _update(connection, question_id, "status = 'dismissed', pinned = false, dismiss_reason = $2", reason)
+            await _update(
+                connection, meeting_id, question_id, "status = 'dismissed', pinned = false, dismiss_reason = $2", reason
+            )
         elif action == "pin":
             if status not in PUBLIC_STATUSES:
                 raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be pinned")
@@ -223,13 +250,13 @@ async def moderate(
                 return []
             for other in await connection.fetch("SELECT id FROM questions WHERE meeting = $1 AND pinned", meeting_id):
                 other_before = await fetch_question(connection, meeting_id, other["id"])
-                await _update(connection, other["id"], "pinned = false")
+                await _update(connection, meeting_id, other["id"], "pinned = false")
                 changes.append(Change(other_before, await fetch_question(connection, meeting_id, other["id"])))
-            await _update(connection, question_id, "pinned = true")
+            await _update(connection, meeting_id, question_id, "pinned = true")
         elif action == "unpin":
             if not before["pinned"]:
                 return []
-            await _update(connection, question_id, "pinned = false")
+            await _update(connection, meeting_id, question_id, "pinned = false")
         elif action == "answer":
             if status not in ("live", "answered", "pending"):
                 raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be answered")
@@ -237,8 +264,8 @@ async def moderate(
             if answer is not None and len(answer) > 5000:
                 raise FrameError(ErrorCode.BAD_REQUEST, "the answer is over 5000 characters")
             await _update(
-                connection, question_id, "status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())",
-                answer or None,
+                connection, meeting_id, question_id,
+                "status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())", answer or None,
             )  # fmt: skip
         elif action == "reopen":
             if status not in ("answered", "dismissed"):
@@ -247,7 +274,9 @@ async def moderate(
                 )
             if before["merged_into"] is not None:
                 raise FrameError(ErrorCode.CONFLICT, "a merged question cannot be reopened")
-            await _update(connection, question_id, "status = 'live', dismiss_reason = NULL, answered_at = NULL")
+            await _update(
+                connection, meeting_id, question_id, "status = 'live', dismiss_reason = NULL, answered_at = NULL"
+            )
         elif action in ("mute_author", "unmute_author"):
             if before["author"] is None:
                 raise FrameError(ErrorCode.CONFLICT, "the author of this question deleted their account")
@@ -268,9 +297,16 @@ async def moderate(
         return changes
 
 
-async def _update(connection: asyncpg.Connection, question_id: uuid.UUID, assignments: str, *args: Any) -> None:
+async def _update(
+    connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, assignments: str, *args: Any
+) -> None:
+    """`assignments` use $2.. for `args`; the row must also be in `meeting_id`, the meeting the frame named."""
+    meeting_param = f"${len(args) + 2}"
     await connection.execute(
-        f"UPDATE questions SET {assignments}, updated_at = now() WHERE id = $1", question_id, *args
+        f"UPDATE questions SET {assignments}, updated_at = now() WHERE id = $1 AND meeting = {meeting_param}",
+        question_id,
+        *args,
+        meeting_id,
     )
 
 
@@ -280,6 +316,8 @@ async def edit(
     """The author rewrites their question while it is not answered (or dismissed); blocked words are checked again."""
     async with connection.transaction():
         meeting = await meeting_info(connection, meeting_id)
+        if meeting.status in CLOSED_MEETING:
+            raise meeting_closed(meeting.status, "edits")
         before = await fetch_question(connection, meeting_id, question_id)
         if before["author"] != user_id:
             raise FrameError(ErrorCode.FORBIDDEN, "only the author can edit a question")
@@ -290,13 +328,14 @@ async def edit(
         if flagged_words:
             await _update(
                 connection,
+                meeting_id,
                 question_id,
                 "text = $2, status = 'pending', pinned = false, flagged = true, flagged_words = $3",
                 text,
                 flagged_words,
             )
         else:
-            await _update(connection, question_id, "text = $2", text)
+            await _update(connection, meeting_id, question_id, "text = $2", text)
         return Change(before, await fetch_question(connection, meeting_id, question_id))
 
 
@@ -312,7 +351,7 @@ async def delete(
         before = await fetch_question(connection, meeting_id, question_id)
         if not moderator and before["author"] != user_id:
             raise FrameError(ErrorCode.FORBIDDEN, "only the author, the owner or a presenter can delete a question")
-        await connection.execute("DELETE FROM questions WHERE id = $1", question_id)
+        await connection.execute("DELETE FROM questions WHERE id = $1 AND meeting = $2", question_id, meeting_id)
         return Change(before, None)
 
 
@@ -340,9 +379,8 @@ async def merge(
                ON CONFLICT DO NOTHING""",
             question_id, into_id, source["author"],
         )  # fmt: skip
-        await _update(connection, into_id, "votes = (SELECT count(*) FROM votes WHERE question = $1)")
-        await _update(
-            connection, question_id,
+        await _update(connection, meeting_id, into_id, "votes = (SELECT count(*) FROM votes WHERE question = $1)")
+        await _update(connection, meeting_id, question_id,
             "status = 'dismissed', pinned = false, dismiss_reason = 'duplicate', merged_into = $2", into_id,
         )  # fmt: skip
         return [
