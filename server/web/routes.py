@@ -16,7 +16,9 @@ from pathlib import Path
 
 from litestar import MediaType, Response, Router, get
 from litestar.datastructures import CacheControlHeader
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
+from openapi_ui_bundles.swagger_ui import static_path as swagger_ui_path
 
 PAGES = Path(__file__).parent
 
@@ -81,4 +83,33 @@ static = create_static_files_router(
 )
 """CSS and JS modules; `no-cache` makes browsers revalidate, so an upgrade never runs stale modules."""
 
-router = Router(path="/", route_handlers=[join_page, direct_link, presenter_page, account_page, reset_page, static])
+SWAGGER_UI = "/vendor/swagger-ui"
+"""Where Swagger UI's files are served from, out of the installed `openapi-ui-bundles` package."""
+
+swagger_ui = create_static_files_router(
+    path=SWAGGER_UI,
+    directories=[swagger_ui_path],
+    cache_control=CacheControlHeader(max_age=86400),
+    name="swagger-ui",
+    include_in_schema=False,
+)
+
+
+def api_docs_plugin() -> SwaggerRenderPlugin:
+    """The REST API page at `/schema`: Swagger UI from this server, so it works without internet.
+
+    Litestar's render plugins load their viewer (and a favicon) from CDNs by default, which left
+    the page blank in a meeting room with no internet.
+    """
+    return SwaggerRenderPlugin(
+        js_url=f"{SWAGGER_UI}/swagger-ui-bundle.js",
+        css_url=f"{SWAGGER_UI}/swagger-ui.css",
+        standalone_preset_js_url=f"{SWAGGER_UI}/swagger-ui-standalone-preset.js",
+        favicon="<link rel='icon' type='image/svg+xml' href='/static/favicon.svg'>",
+    )
+
+
+router = Router(
+    path="/",
+    route_handlers=[join_page, direct_link, presenter_page, account_page, reset_page, static, swagger_ui],
+)

@@ -46,3 +46,10 @@ def test_nothing_is_loaded_from_another_origin() -> None:
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), path
         assert "@import" not in text and "url(http" not in text, path
+
+
+@pytest.mark.parametrize("page", ["participant.html", "presenter.html"])
+def test_audience_pages_carry_no_developer_links(page: str) -> None:
+    text = (PAGES / page).read_text(encoding="utf-8")
+    for developer_link in ("/schema", "/asyncapi.json", "/static/roomcast.js"):
+        assert f'href="{developer_link}"' not in text, (page, developer_link)

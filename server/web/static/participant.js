@@ -6,12 +6,17 @@
  * room `user:<id>` (what became of your own questions, notifications).
  *
  * Kept in this tab's sessionStorage: the guest token per join code (a reload resumes without
- * asking again) and which questions you upvoted (the protocol's Question has no "voted by me"
- * field, so the page remembers its own votes).
+ * asking again), your own questions with what became of them (so a reload still shows a dismissed
+ * one and its reason), and which questions you upvoted (used until the snapshot carries `mine`).
+ *
+ * What became of your question is told from whichever of the two rooms says it first: the meeting
+ * room (approved, answered) or your own room (everything, dismissals with their reason too). The
+ * two rooms are not ordered against each other, so each outcome is told once per question, keyed
+ * by what changed, whatever order the events arrive in.
  */
 
 import { api, ApiError, inWords } from "./api.js";
-import { el, KeyedList, QuestionStore, shortTime, votesLabel } from "./qa.js";
+import { compareQuestions, el, KeyedList, QuestionStore, shortTime, votesLabel } from "./qa.js";
 import { ProtocolError, randomId, RoomcastClient, sameOriginWsUrl } from "./roomcast.js";
 
 const $ = (id) => document.getElementById(id);
@@ -63,6 +68,17 @@ const storage = {
   saveSet(key, set) {
     sessionStorage.setItem(key, JSON.stringify([...set]));
   },
+  loadList(key) {
+    try {
+      const list = JSON.parse(sessionStorage.getItem(key) ?? "[]");
+      return Array.isArray(list) ? list : [];
+    } catch {
+      return [];
+    }
+  },
+  saveList(key, list) {
+    sessionStorage.setItem(key, JSON.stringify(list));
+  },
 };
 
 // --- joining ---------------------------------------------------------------------------------
@@ -73,6 +89,8 @@ function showJoinForm(message = "") {
   $("meeting-view").hidden = true;
   $("join-view").hidden = false;
   $("leave").hidden = true;
+  $("you-are").hidden = true;
+  $("sign-in-link").hidden = false;
   if (directCode) {
     $("join-code-field").hidden = true;
     $("join-code").value = directCode;
@@ -146,8 +164,13 @@ let me = null; // welcome.user
 let meeting = null;
 let room = null;
 const store = new QuestionStore();
+const mine = new QuestionStore(); // your own questions, dismissed ones too
+const told = new Map(); // question id -> the outcome last told for it
+let mineKey = null;
 let voted = new Set();
 let votesKey = null;
+let view = "all"; // "all" | "mine"
+let order = "popular"; // "popular" | "recent"
 const voting = new Set(); // question ids with a vote frame in flight
 let questionList = null;
 let snapshotSeen = false;
@@ -158,9 +181,12 @@ function enterMeeting(saved) {
   $("join-view").hidden = true;
   $("meeting-view").hidden = false;
   $("leave").hidden = false;
+  $("sign-in-link").hidden = true;
   $("meeting-title").textContent = "Connecting…";
   $("questions").replaceChildren(); // a second join in this tab starts from a clean list
   store.reset([]);
+  mine.reset([]);
+  told.clear();
   snapshotSeen = false;
   me = null;
   questionList = new KeyedList($("questions"), { create: createItem, update: updateItem });
@@ -174,6 +200,13 @@ function enterMeeting(saved) {
     if (first) {
       votesKey = `roomcast.votes.${guest.meeting_id}.${me.id}`;
       voted = storage.loadSet(votesKey);
+      mineKey = `roomcast.mine.${guest.meeting_id}.${me.id}`;
+      for (const question of storage.loadList(mineKey)) {
+        mine.upsert(question);
+        told.set(question.id, outcomeKey(question)); // told before the reload
+      }
+      $("you-are").textContent = `You are ${me.display_name}`;
+      $("you-are").hidden = false;
       client.subscribe(`user:${me.id}`, { event: onUserEvent });
     }
   });
@@ -212,6 +245,11 @@ function showConnection(state) {
 function onSnapshot(snapshot) {
   showMeeting(snapshot.meeting);
   store.reset(snapshot.questions ?? []);
+  for (const question of snapshot.questions ?? []) if (isMine(question)) learn(question, { tell: false });
+  if (Array.isArray(snapshot.mine?.votes)) {
+    voted = new Set(snapshot.mine.votes); // the server's word, from any tab or device
+    storage.saveSet(votesKey, voted);
+  }
   showPresence(snapshot.presence?.count);
   snapshotSeen = true;
   render();
@@ -219,6 +257,9 @@ function onSnapshot(snapshot) {
 
 function onMeetingEvent(event) {
   const outcome = store.apply(event);
+  if ((event.type === "question.created" || event.type === "question.updated") && mine.get(event.question.id)) {
+    learn(event.question); // approved or answered: the meeting room may say so before your own room
+  }
   if (outcome === "created" && event.type === "question.created" && !isMine(event.question)) announce(event.question);
   if (outcome === undefined) {
     if (event.type === "presence") {
@@ -231,46 +272,117 @@ function onMeetingEvent(event) {
   render();
 }
 
-/** Your own questions, as your personal room tells it: approved, dismissed, answered, deleted. */
+/** Your own questions, as your personal room tells it: approved, answered, dismissed (why), merged, deleted. */
 function onUserEvent(event) {
   if (event.type === "question.created" || event.type === "question.updated") {
     const question = event.question;
     if (question.meeting_id !== guest.meeting_id) return;
-    if (question.status === "dismissed") {
-      if (store.get(question.id)) {
-        store.remove(question.id);
-        const why = question.merged_into
-          ? "it was merged with a similar question, which now has your vote"
-          : reasonWords(question.dismiss_reason);
-        notice(`A moderator dismissed your question${why ? `: ${why}` : ""}.`);
-      }
-    } else {
-      const before = store.get(question.id)?.status;
-      store.upsert(question);
-      if (before === "pending" && question.status === "live") notice("Your question was approved.");
-    }
+    learn(question);
+    if (question.status === "dismissed") store.remove(question.id);
+    else store.upsert(question);
     render();
   } else if (event.type === "question.removed") {
-    if (store.remove(event.question_id)) render();
-  } else if (event.type === "notification" && event.notification?.kind === "question.answered") {
-    notice(event.notification.title || "Your question was answered.");
+    const held = mine.get(event.question_id);
+    if (held) {
+      mine.remove(held.id); // not by you (deleting your own forgets it first): a moderator deleted it
+      told.delete(held.id);
+      saveMine();
+      notice(`A moderator deleted your question “${excerpt(held.text)}”.`);
+    }
+    store.remove(event.question_id);
+    render();
+  } else if (event.type === "notification") {
+    onNotification(event.notification);
   }
 }
 
-function reasonWords(reason) {
-  return {
-    duplicate: "it duplicates another question",
+/** The notifications about your questions say the same as the room events; whichever comes first is told. */
+function onNotification(notification) {
+  const data = notification?.data ?? {};
+  if (data.meeting_id && data.meeting_id !== guest.meeting_id) return;
+  const held = data.question_id ? mine.get(data.question_id) : null;
+  if (notification.kind === "question.dismissed") {
+    if (held) {
+      learn({ ...held, status: "dismissed", dismiss_reason: data.reason ?? null, merged_into: data.merged_into ?? null });
+      store.remove(held.id);
+      render();
+    } else notice(`${notification.title}: ${notification.body}`);
+  } else if (notification.kind === "question.answered") {
+    if (held) {
+      learn({ ...held, status: "answered", answer: held.answer ?? notification.body ?? null });
+      render();
+    } else notice(`${notification.title}: ${notification.body}`);
+  }
+}
+
+/** What a question's outcome is, as far as its asker is concerned. */
+function outcomeKey(question) {
+  return [question.status, question.dismiss_reason ?? "", question.merged_into ?? "", question.answer ?? ""].join("|");
+}
+
+/** Keep your own question up to date and tell you, once, what became of it. */
+function learn(question, { tell = true } = {}) {
+  const before = mine.get(question.id);
+  if (mine.upsert(question) === null) return; // older than what we hold
+  const now = mine.get(question.id);
+  saveMine();
+  const key = outcomeKey(now);
+  const previous = told.get(now.id);
+  if (previous === key) return;
+  told.set(now.id, key);
+  if (!tell) return;
+  const was = previous?.split("|")[0] ?? before?.status;
+  const message = outcomeWords(now, was);
+  if (message) notice(message);
+}
+
+function outcomeWords(question, was) {
+  const quoted = `“${excerpt(question.text)}”`;
+  switch (question.status) {
+    case "live":
+      if (was === "pending") return `Your question ${quoted} was approved and is now live.`;
+      if (was === "answered" || was === "dismissed") return `Your question ${quoted} was reopened.`;
+      return "";
+    case "answered":
+      return question.answer
+        ? `Your question ${quoted} was answered: ${question.answer}`
+        : `Your question ${quoted} was answered.`;
+    case "dismissed":
+      if (question.merged_into) {
+        const target = store.get(question.merged_into) ?? mine.get(question.merged_into);
+        const into = target ? `“${excerpt(target.text)}”` : "a similar question";
+        return `Your question ${quoted} was merged into ${into}; your vote now counts there.`;
+      }
+      return `A moderator dismissed your question ${quoted}${reasonWords(question.dismiss_reason, ": ")}.`;
+    default:
+      return "";
+  }
+}
+
+function reasonWords(reason, prefix = "") {
+  const words = {
+    duplicate: "it was already asked",
     off_topic: "it is off topic",
     inappropriate: "it is not appropriate here",
     answered: "it has already been answered",
-    other: "",
   }[reason];
+  return words ? prefix + words : "";
+}
+
+function excerpt(text, limit = 80) {
+  return text.length <= limit ? text : `${text.slice(0, limit - 1)}…`;
+}
+
+function saveMine() {
+  if (mineKey) storage.saveList(mineKey, mine.sorted());
 }
 
 function showMeeting(next) {
   if (!next) return;
   meeting = next;
   $("meeting-title").textContent = meeting.title;
+  $("meeting-description").textContent = meeting.description ?? "";
+  $("meeting-description").hidden = !meeting.description;
   document.title = `${meeting.title} · roomcast`;
   const status = $("meeting-status");
   status.hidden = meeting.status === "live";
@@ -302,40 +414,99 @@ function announce(question) {
 }
 
 function isMine(question) {
-  return Boolean(me && question.author && question.author.id === me.id);
+  return Boolean(me && ((question.author && question.author.id === me.id) || mine.get(question.id)));
 }
 
 function visible(question) {
   return PUBLIC.has(question.status) || (question.status === "pending" && isMine(question));
 }
 
+/** Newest first, the pinned question still on top. */
+function byRecent(a, b) {
+  if (a.pinned !== b.pinned) return a.pinned ? -1 : 1;
+  return Date.parse(b.created_at) - Date.parse(a.created_at) || (a.id < b.id ? 1 : -1);
+}
+
 function render() {
   if (!snapshotSeen) return;
-  const questions = store.sorted(visible);
+  const own = mine.sorted().map((q) => (q.status === "dismissed" ? q : (store.get(q.id) ?? q)));
+  let questions = view === "mine" ? own : store.sorted(visible);
+  if (order === "recent") questions = [...questions].sort(byRecent);
+  else if (view === "mine") questions = [...questions].sort(compareQuestions);
   questionList.render(questions);
-  $("no-questions").hidden = questions.length > 0;
-  $("question-count").textContent = questions.length ? `(${questions.length})` : "";
+  const empty = $("no-questions");
+  empty.hidden = questions.length > 0;
+  empty.textContent = view === "mine" ? "You have not asked anything yet." : "No questions yet. Be the first to ask.";
+  const shown = store.sorted(visible).length;
+  $("question-count").textContent = shown ? `(${shown})` : "";
+  $("mine-count").textContent = own.length ? String(own.length) : "";
 }
+
+function setView(next) {
+  view = next;
+  $("view-all").setAttribute("aria-pressed", String(view === "all"));
+  $("view-mine").setAttribute("aria-pressed", String(view === "mine"));
+  render();
+}
+
+function setOrder(next) {
+  order = next;
+  $("sort-popular").setAttribute("aria-pressed", String(order === "popular"));
+  $("sort-recent").setAttribute("aria-pressed", String(order === "recent"));
+  render();
+}
+
+$("view-all").addEventListener("click", () => setView("all"));
+$("view-mine").addEventListener("click", () => setView("mine"));
+$("sort-popular").addEventListener("click", () => setOrder("popular"));
+$("sort-recent").addEventListener("click", () => setOrder("recent"));
 
 // --- one question ----------------------------------------------------------------------------
 
 function createItem(question) {
+  const id = question.id;
   const upvote = el(
     "button",
-    { class: "upvote", type: "button", "aria-pressed": "false", onclick: () => toggleVote(question.id) },
+    { class: "upvote", type: "button", "aria-pressed": "false", onclick: () => toggleVote(id) },
     el("span", { class: "arrow", "aria-hidden": "true" }),
     "Upvote",
   );
+  const editId = `edit-${id}`;
   return el(
     "li",
-    { class: "question", dataset: { id: question.id } },
+    { class: "question", dataset: { id } },
     el(
       "div",
       { class: "q-body" },
       el("p", { class: "q-tags" }),
       el("p", { class: "q-text" }),
+      el(
+        "form",
+        { class: "q-edit", hidden: true, onsubmit: (e) => (e.preventDefault(), saveEdit(id)) },
+        el("label", { for: editId, class: "visually-hidden" }, "New wording"),
+        el("textarea", { id: editId, class: "q-edit-text", rows: "2" }),
+        el(
+          "span",
+          { class: "q-edit-actions" },
+          el("button", { class: "button small primary act-save", type: "submit" }, "Save"),
+          el("button", { class: "button small quiet act-cancel", type: "button", onclick: () => closeEdit(id) }, "Cancel"),
+        ),
+      ),
       el("p", { class: "q-meta" }, el("span", { class: "q-author" }), " · ", el("time", { class: "q-time" })),
       el("div", { class: "q-answer" }),
+      el(
+        "div",
+        { class: "q-own" },
+        el("button", { class: "button small quiet act-edit", type: "button", onclick: () => openEdit(id) }, "Edit"),
+        el("button", { class: "button small quiet danger act-delete", type: "button", onclick: () => askDelete(id) }, "Delete"),
+        el(
+          "span",
+          { class: "q-confirm", hidden: true },
+          "Delete this question? ",
+          el("button", { class: "button small danger act-confirm", type: "button", onclick: () => deleteOwn(id) }, "Yes, delete"),
+          el("button", { class: "button small quiet act-keep", type: "button", onclick: () => keepOwn(id) }, "Keep it"),
+        ),
+      ),
       el("p", { class: "q-error error", role: "alert" }),
     ),
     el("div", { class: "q-side" }, el("span", { class: "q-votes" }), upvote),
@@ -343,28 +514,38 @@ function createItem(question) {
 }
 
 function updateItem(li, question) {
-  const mine = isMine(question);
+  const own = isMine(question);
+  const { status } = question;
   li.classList.toggle("pinned", question.pinned);
-  li.classList.toggle("answered", question.status === "answered");
-  li.classList.toggle("pending", question.status === "pending");
-  li.classList.toggle("mine", mine);
+  li.classList.toggle("answered", status === "answered");
+  li.classList.toggle("pending", status === "pending");
+  li.classList.toggle("dismissed", status === "dismissed");
+  li.classList.toggle("mine", own);
 
   const tags = [];
-  if (question.pinned) tags.push(el("span", { class: "tag tag-pinned" }, "Pinned"));
-  if (question.status === "pending") tags.push(el("span", { class: "tag tag-pending" }, "Awaiting approval"));
-  if (question.status === "answered") tags.push(el("span", { class: "tag tag-answered" }, "Answered"));
+  if (question.pinned && status !== "dismissed") tags.push(el("span", { class: "tag tag-pinned" }, "Pinned"));
+  if (status === "pending") tags.push(el("span", { class: "tag tag-pending" }, "Awaiting approval"));
+  if (status === "answered") tags.push(el("span", { class: "tag tag-answered" }, "Answered"));
+  if (own && status === "live" && view === "mine") tags.push(el("span", { class: "tag tag-live" }, "Live"));
+  if (status === "dismissed") {
+    const target = question.merged_into ? (store.get(question.merged_into) ?? mine.get(question.merged_into)) : null;
+    const why = question.merged_into
+      ? `Merged into “${excerpt(target?.text ?? "a similar question", 60)}”`
+      : `Dismissed${reasonWords(question.dismiss_reason, ": ")}`;
+    tags.push(el("span", { class: "tag tag-dismissed" }, why));
+  }
   li.querySelector(".q-tags").replaceChildren(...tags);
   li.querySelector(".q-tags").hidden = tags.length === 0;
 
   li.querySelector(".q-text").textContent = question.text;
   const author = question.anonymous ? "Anonymous" : (question.author?.display_name ?? "Anonymous");
-  li.querySelector(".q-author").textContent = mine ? `${author} (you)` : author;
+  li.querySelector(".q-author").textContent = own ? `${author} (you)` : author;
   const time = li.querySelector(".q-time");
   time.dateTime = question.created_at;
   time.textContent = shortTime(question.created_at);
 
   const answer = li.querySelector(".q-answer");
-  if (question.status === "answered" && question.answer) {
+  if (status === "answered" && question.answer) {
     answer.replaceChildren(el("span", { class: "answer-label" }, "Answer: "), question.answer);
     answer.hidden = false;
   } else {
@@ -372,10 +553,101 @@ function updateItem(li, question) {
     answer.hidden = true;
   }
 
+  const label = excerpt(question.text, 120);
   li.querySelector(".q-votes").textContent = votesLabel(question.votes);
   const upvote = li.querySelector(".upvote");
   upvote.setAttribute("aria-pressed", String(voted.has(question.id)));
-  upvote.disabled = question.status === "pending";
+  upvote.setAttribute("aria-label", `Upvote: ${label}`);
+  upvote.disabled = status === "pending" || status === "dismissed";
+  li.querySelector(".q-side").hidden = status === "dismissed";
+
+  // Your own question: edit while it is not answered (SPEC: author, while not answered), delete while it shows.
+  const editable = own && (status === "pending" || status === "live");
+  const editing = !li.querySelector(".q-edit").hidden;
+  li.querySelector(".q-own").hidden = !own || status === "dismissed";
+  li.querySelector(".act-edit").hidden = !editable || editing;
+  li.querySelector(".act-edit").setAttribute("aria-label", `Edit: ${label}`);
+  li.querySelector(".act-delete").setAttribute("aria-label", `Delete: ${label}`);
+  li.querySelector(".act-confirm").setAttribute("aria-label", `Yes, delete: ${label}`);
+  if (editing && !editable) closeEdit(question.id);
+  li.querySelector(".q-text").hidden = editing && editable;
+}
+
+function itemOf(id) {
+  return questionList?.nodes.get(id) ?? null;
+}
+
+function openEdit(id) {
+  const li = itemOf(id);
+  const question = mine.get(id) ?? store.get(id);
+  if (!li || !question) return;
+  li.querySelector(".q-edit").hidden = false;
+  li.querySelector(".q-text").hidden = true;
+  li.querySelector(".act-edit").hidden = true;
+  const box = li.querySelector(".q-edit-text");
+  box.value = question.text;
+  box.focus();
+}
+
+function closeEdit(id) {
+  const li = itemOf(id);
+  if (!li) return;
+  li.querySelector(".q-edit").hidden = true;
+  li.querySelector(".q-text").hidden = false;
+  render();
+}
+
+async function saveEdit(id) {
+  const li = itemOf(id);
+  const text = li?.querySelector(".q-edit-text").value.trim() ?? "";
+  const error = li?.querySelector(".q-error");
+  if (error) error.textContent = "";
+  if (!text) {
+    if (error) error.textContent = "Write your question first.";
+    return;
+  }
+  try {
+    const reply = await client.request({ type: "edit", room, question_id: id, text });
+    learn(reply.question, { tell: false });
+    store.upsert(reply.question);
+    closeEdit(id);
+    notice("Your question was changed.");
+  } catch (err) {
+    const current = itemOf(id)?.querySelector(".q-error");
+    if (current) current.textContent = frameErrorWords(err, "edit");
+  }
+}
+
+function askDelete(id) {
+  const li = itemOf(id);
+  if (!li) return;
+  li.querySelector(".q-confirm").hidden = false;
+  li.querySelector(".act-delete").hidden = true;
+  li.querySelector(".act-keep").focus();
+}
+
+function keepOwn(id) {
+  const li = itemOf(id);
+  if (!li) return;
+  li.querySelector(".q-confirm").hidden = true;
+  li.querySelector(".act-delete").hidden = false;
+  li.querySelector(".act-delete").focus();
+}
+
+async function deleteOwn(id) {
+  try {
+    await client.request({ type: "delete", room, question_id: id });
+    mine.remove(id);
+    told.delete(id);
+    saveMine();
+    store.remove(id);
+    render();
+    notice("Your question was deleted.");
+    $("question").focus();
+  } catch (err) {
+    const current = itemOf(id)?.querySelector(".q-error");
+    if (current) current.textContent = frameErrorWords(err, "delete");
+  }
 }
 
 async function toggleVote(questionId) {
@@ -406,9 +678,9 @@ async function toggleVote(questionId) {
 function frameErrorWords(err, what) {
   if (!(err instanceof ProtocolError)) return "Something went wrong. Please try again.";
   if (err.code === "rate_limited") {
-    return what === "ask"
-      ? `You are asking too fast. Try again ${inWords(err.retryAfterS)}.`
-      : `Too many votes at once. Try again ${inWords(err.retryAfterS)}.`;
+    if (what === "ask") return `You are asking too fast. Try again ${inWords(err.retryAfterS)}.`;
+    if (what === "vote") return `Too many votes at once. Try again ${inWords(err.retryAfterS)}.`;
+    return `Too fast. Try again ${inWords(err.retryAfterS)}.`;
   }
   if (err.code === "unavailable" || err.code === "timeout") {
     return "The server did not answer in time. Check your connection and try again.";
@@ -490,8 +762,10 @@ $("ask-form").addEventListener("submit", async (event) => {
     lastAsk = null;
     textarea.value = "";
     updateCounter();
+    learn(reply.question, { tell: false });
     store.upsert(reply.question);
-    render();
+    if (view === "mine" || visible(reply.question)) render();
+    showNew(reply.question.id);
     notice(
       reply.question.status === "pending"
         ? "Thanks! Your question is awaiting approval by a moderator."
@@ -504,6 +778,15 @@ $("ask-form").addEventListener("submit", async (event) => {
     $("ask").removeAttribute("aria-busy");
   }
 });
+
+/** Bring your new question into view (it may sort far down the list) and mark it for a moment. */
+function showNew(id) {
+  const li = itemOf(id);
+  if (!li) return;
+  li.scrollIntoView({ block: "nearest", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+  li.classList.add("just-asked");
+  setTimeout(() => li.classList.remove("just-asked"), 2500);
+}
 
 $("leave").addEventListener("click", () => {
   client?.stop();
