@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
+import os
+import signal
 import statistics
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,8 @@ async def scenario_fanout(args: argparse.Namespace, progress: report.Progress) -
             h.start_workers()
             h.rss0 = h.fleet.rss()
             summary[f"{kind}_connect"] = await h.connect_clients(args.members)
+            if kind == "roomcast":
+                summary["roomcast_writes"] = h.roomcast_writes()
             sat = await saturate(h, args, rows, args.repeats)
             summary[f"{kind}_frames_per_s"] = median([r["frames_per_s"] for r in sat])
             summary[f"{kind}_events_per_s"] = median([r["events_per_s"] for r in sat])
@@ -82,10 +88,18 @@ async def scenario_fanout(args: argparse.Namespace, progress: report.Progress) -
         ratio = summary["roomcast_frames_per_s"] / summary["baseline_frames_per_s"]
         summary["ratio_to_baseline"] = ratio
         checks.append(("delivered rate >= 0.5x baseline (aim 0.8x)", ratio >= 0.5, f"{ratio:.2f}x"))
+    if "roomcast_writes" in summary:
+        checks.append(direct_check(summary["roomcast_writes"]))
     if summary.get("roomcast_cpu_us_per_frame"):
         us = summary["roomcast_cpu_us_per_frame"]
         checks.append(("<= 25 us server CPU per delivered frame (stretch 15)", us <= 25, f"{us:.1f} us"))
     return {"rows": rows, "summary": summary, "checks": checks}
+
+
+def direct_check(writes: dict[str, int]) -> tuple[str, bool, str]:
+    """A PASS/MISS line for `Harness.roomcast_writes()`: the figures mean little if roomcast fell back to ASGI."""
+    ok = writes["asgi"] == 0 and writes["direct"] > 0
+    return ("roomcast writes fan-out frames directly", ok, f"{writes['direct']} direct, {writes['asgi']} through ASGI")
 
 
 # --- scenario 3: latency under load --------------------------------------------------------------
@@ -239,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def code_version() -> dict[str, str]:
+def code_version() -> dict[str, Any]:
     """The commit measured, and whether the shared work tree had uncommitted changes to the server."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -252,7 +266,46 @@ def code_version() -> dict[str, str]:
         ).stdout
     except OSError:
         return {}
-    return {"commit": commit, "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines())}
+    return {
+        "commit": commit,
+        "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines()),
+        "stack": stack_versions(),
+        "machine": machine(),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU model and count, clock, kernel, load average at the start."""
+    out: dict[str, Any] = {"nproc": os.cpu_count(), "kernel": os.uname().release, "load_average": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu MHz") and key not in out:
+                    out[key] = value.strip()
+    except OSError:
+        pass
+    return out
+
+
+def stack_versions() -> dict[str, str]:
+    """Versions of what the servers and the load generator run on (another uvicorn can change the result)."""
+    out = {"python": sys.version.split()[0]}
+    for dist in ("uvicorn", "websockets", "uvloop", "httptools", "litestar", "msgspec", "redis", "asyncpg"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+async def stoppable(scenario: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run `scenario`; SIGTERM (e.g. from `timeout`) cancels it like Ctrl-C, so its servers, database and keys go."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await scenario
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = report.Progress()
     version = code_version()  # what the servers start from
     try:
-        result = asyncio.run(args.run(args, progress))
-    except KeyboardInterrupt:
+        result = asyncio.run(stoppable(args.run(args, progress)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         progress.note("interrupted")
         return 130
     progress.done()

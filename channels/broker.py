@@ -365,7 +365,7 @@ class Broker:
             raise ValueError("disconnecting every user needs a room_prefix or credentials")
         message = Disconnect(
             user_id=user_id,
-            code=code,
+            code=int(code),  # a `Close` value is an int subclass, which msgspec does not encode
             room_prefix=room_prefix,
             credentials=None if credentials is None else list(credentials),
             except_credentials=list(except_credentials),

@@ -42,6 +42,7 @@ from channels.broker import Broker, BrokerUnavailable, Disconnect, Envelope, Sub
 from channels.metrics import Metrics
 from channels.presence import PresenceChanged, PresenceTracker
 from channels.protocol import (
+    CLOSE_CODES,
     CORE_CLIENT_FRAMES,
     CORE_SERVER_FRAMES,
     MAX_FRAME_BYTES,
@@ -50,6 +51,7 @@ from channels.protocol import (
     SUBPROTOCOL_MSGPACK,
     Auth,
     ClientFrame,
+    Close,
     CloseCode,
     Error,
     ErrorCode,
@@ -59,6 +61,7 @@ from channels.protocol import (
     Ping,
     Pong,
     Reply,
+    RoomFrame,
     ServerFrame,
     Welcome,
     WelcomeUser,
@@ -152,7 +155,7 @@ class Own:
         return ws_frame(self.payload, self.binary)
 
 
-class Close:
+class Closing:
     """The last item of a connection's queue: sent through ASGI so the server runs the close handshake."""
 
     __slots__ = ("code", "reason")
@@ -163,7 +166,7 @@ class Close:
         self.reason = reason
 
 
-Outgoing = Envelope | Own | Close
+Outgoing = Envelope | Own | Closing
 """What waits in a connection's send queue: a shared room event, a frame of its own, the close."""
 
 
@@ -287,16 +290,21 @@ class Session:
             "ws.queue_overflow",
             extra={"session_id": self._session_id, "user_id": self._identity.user_id, "queued": len(self._queue)},
         )
-        self.close(CloseCode.TOO_SLOW, "too slow to keep up; reconnect and recover with since")
+        self.close(CloseCode.TOO_SLOW)
 
-    def close(self, code: int, reason: str) -> None:
-        """Close after what is queued (4008 drops the queue first); gives up on a stalled peer in time."""
+    def close(self, code: int, reason: str | None = None) -> None:
+        """Close after what is queued (4008 drops the queue first); gives up on a stalled peer in time.
+
+        `code` is a `CloseCode` value, whose reason is sent unless `reason` says more.
+        """
         if self.close_code is not None:
             return
+        if reason is None:
+            reason = code.reason if isinstance(code, Close) else ""
         self.close_code = code
         if code == CloseCode.TOO_SLOW:
             self._queue.clear()
-        self._queue.append(Close(code, reason))
+        self._queue.append(Closing(code, reason))
         self._wake.set()
         log.info("ws.closing", extra={"session_id": self._session_id, "user_id": self._identity.user_id, "code": code})
         self._deadline = asyncio.get_running_loop().call_later(self.gateway.config.close_timeout_s, self._give_up)
@@ -316,9 +324,9 @@ class Session:
                     await wake.wait()
                     continue
                 item = queue[0]
-                if isinstance(item, Close):
+                if isinstance(item, Closing):
                     queue.clear()
-                    await self._send({"type": "websocket.close", "code": item.code, "reason": item.reason})
+                    await self._send({"type": "websocket.close", "code": int(item.code), "reason": item.reason})
                     return
                 if direct is None:
                     queue.popleft()
@@ -341,7 +349,7 @@ class Session:
         frames: list[bytes] = []
         while queue:
             item = queue[0]
-            if isinstance(item, Close):
+            if isinstance(item, Closing):
                 break
             queue.popleft()
             frames.append(item.wire(binary))
@@ -363,7 +371,7 @@ class Session:
         self._strikes += 1
         if self._strikes > limit.strikes:
             log.warning("ws.flooding", extra={"session_id": self._session_id, "user_id": self._identity.user_id})
-            self.close(CloseCode.FLOODING, "kept flooding after rate_limited")
+            self.close(CloseCode.FLOODING)
             return -1
         return max(1, math.ceil(self._limited_until - now))
 
@@ -411,7 +419,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checker
         for session in list(self.sessions.values()):
-            session.close(CloseCode.RESTARTING, "server restarting; reconnect and recover with since")
+            session.close(CloseCode.RESTARTING)
         deadline = time.monotonic() + 2.0
         while self.sessions and time.monotonic() < deadline:  # noqa: ASYNC110  # sessions end in their own tasks
             await asyncio.sleep(0.02)
@@ -472,7 +480,7 @@ class Gateway:
             try:
                 await self.hub.join_own_room(session, welcome)
             except BrokerUnavailable:
-                session.close(CloseCode.TRY_AGAIN_LATER, "realtime backend unavailable; reconnect later")
+                session.close(CloseCode.TRY_AGAIN_LATER)
             while True:
                 message = await receive()
                 if message["type"] == "websocket.disconnect":
@@ -528,7 +536,7 @@ class Gateway:
                     raise TimeoutError
                 message = await asyncio.wait_for(receive(), remaining)
             except TimeoutError:
-                await _close(send, CloseCode.AUTH_TIMEOUT, "no auth frame in time")
+                await _close(send, CloseCode.AUTH_TIMEOUT)
                 return None
             if message["type"] == "websocket.disconnect":
                 return None
@@ -595,7 +603,7 @@ class Gateway:
     async def _on_frame(self, session: Session, message: Any) -> None:
         raw = message.get("text") if message.get("text") is not None else message.get("bytes")
         if raw is not None and len(raw) > MAX_FRAME_BYTES:  # the server enforces this; belt and braces
-            session.close(CloseCode.TOO_BIG, "frame over 64 KiB")
+            session.close(CloseCode.TOO_BIG)
             return
         wait = session.allow(time.monotonic())
         frame, error = self.decode(message, session.binary)
@@ -630,6 +638,10 @@ class Gateway:
                 session.send_frame(Pong(ref=ref))
             elif isinstance(frame, Auth):
                 raise FrameError(ErrorCode.BAD_REQUEST, "already authenticated")
+            elif isinstance(frame, RoomFrame):
+                grant = await self.hub.authorize(session, frame.room)
+                result = await self.handlers[type(frame)](session, frame, grant)
+                session.send_frame(Reply(data={} if result is None else result, ref=ref))
             else:
                 result = await self.handlers[type(frame)](session, frame)
                 session.send_frame(Reply(data={} if result is None else result, ref=ref))
@@ -655,7 +667,7 @@ class Gateway:
                 continue
             if spared and identity.credential in spared:
                 continue
-            session.close(message.code, message.reason or _default_reason(message.code))
+            session.close(_close_value(message.code), message.reason or None)
 
     async def _check_credentials(self) -> None:
         """Close (4401) the sockets whose credential was revoked, in case this process missed the disconnect."""
@@ -747,12 +759,9 @@ class GatewayPlugin(InitPluginProtocol):
             await self.gateway.stop()
 
 
-def _default_reason(code: int) -> str:
-    if code == CloseCode.REMOVED:
-        return "removed from the meeting"
-    if code == CloseCode.UNAUTHENTICATED:
-        return "credential revoked"
-    return "disconnected by the server"
+def _close_value(code: int) -> int:
+    """The `CloseCode` value of a code that came over the wire (a control message), else the bare code."""
+    return next((value for value in CLOSE_CODES if value == code), code)
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -779,9 +788,10 @@ async def _send_frame(send: RawSend, frame: ServerFrame, binary: bool) -> None:
         await send({"type": "websocket.send", "text": _JSON.encode(frame).decode()})
 
 
-async def _close(send: RawSend, code: int, reason: str) -> None:
+async def _close(send: RawSend, code: Close, reason: str | None = None) -> None:
+    reason = code.reason if reason is None else reason
     with contextlib.suppress(Exception):
-        await send({"type": "websocket.close", "code": code, "reason": reason})
+        await send({"type": "websocket.close", "code": int(code), "reason": reason})
 
 
 async def _refuse(scope: Scope, send: RawSend, status: int, body: bytes) -> None:

@@ -20,27 +20,52 @@ SUBPROTOCOL_JSON: Final = "roomcast.v1.json"
 SUBPROTOCOL_MSGPACK: Final = "roomcast.v1.msgpack"
 
 
-class CloseCode:
-    """Every close code the server uses: one closed, documented list."""
+class Close(int):
+    """A close code as a value: the code itself (it compares equal to the int), the reason sent
+    with it, and whether a client should reconnect (and recover with `since`) or stop.
 
-    UNAUTHENTICATED: Final = 4401
-    """The `auth` token was invalid or expired."""
-    REMOVED: Final = 4403
+    Like centrifuge's `Disconnect{Code, Reason}` values: call sites pass the value, never a bare
+    number with a free-text reason. `server/web/static/roomcast.js` mirrors this list.
+    """
+
+    reason: str
+    reconnect: bool
+
+    def __new__(cls, code: int, reason: str, *, reconnect: bool) -> Close:
+        value = super().__new__(cls, code)
+        value.reason = reason
+        value.reconnect = reconnect
+        return value
+
+
+class CloseCode:
+    """Every close code the server uses: one closed, documented list (docs/protocol.md, "Close codes")."""
+
+    UNAUTHENTICATED: Final = Close(4401, "invalid, expired or revoked credential", reconnect=True)
+    """The `auth` token was invalid or expired, or the socket's credential expired or was revoked.
+    Reconnect only with a fresh token."""
+    REMOVED: Final = Close(4403, "removed from the meeting", reconnect=False)
     """The user was removed from the meeting (or it was deleted)."""
-    AUTH_TIMEOUT: Final = 4408
+    AUTH_TIMEOUT: Final = Close(4408, "no auth frame in time", reconnect=True)
     """No `auth` frame within 10 s of connecting."""
-    FLOODING: Final = 4429
-    """Kept sending after `rate_limited`."""
-    TOO_SLOW: Final = 4008
+    FLOODING: Final = Close(4429, "kept flooding after rate_limited", reconnect=True)
+    """Kept sending after `rate_limited`; reconnect after a pause."""
+    TOO_SLOW: Final = Close(4008, "too slow to keep up; reconnect and recover with since", reconnect=True)
     """The send queue overflowed; reconnect and recover with `since`."""
-    TOO_BIG: Final = 1009
+    TOO_BIG: Final = Close(1009, "frame over 64 KiB", reconnect=True)
     """A frame over 64 KiB."""
-    RESTARTING: Final = 1012
+    INVALID_DATA: Final = Close(1007, "a text frame that is not UTF-8", reconnect=True)
+    """A text frame whose bytes are not UTF-8 (RFC 6455 section 8.1)."""
+    RESTARTING: Final = Close(1012, "server restarting; reconnect and recover with since", reconnect=True)
     """The server is restarting; reconnect elsewhere and recover with `since`."""
-    INTERNAL_ERROR: Final = 1011
+    INTERNAL_ERROR: Final = Close(1011, "could not rebuild the room's state; reconnect", reconnect=True)
     """The server could not rebuild a room's state for this connection; reconnect and join again."""
-    TRY_AGAIN_LATER: Final = 1013
+    TRY_AGAIN_LATER: Final = Close(1013, "realtime backend unavailable; reconnect later", reconnect=True)
     """Redis was unreachable at `auth`, so the personal room could not be joined; reconnect later."""
+
+
+CLOSE_CODES: Final[tuple[Close, ...]] = tuple(value for value in vars(CloseCode).values() if isinstance(value, Close))
+"""Every close value, for docs and for the test that `roomcast.js` mirrors them."""
 
 
 class ErrorCode:
@@ -73,6 +98,17 @@ class ClientFrame(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, 
     """Base of every frame a client sends. `ref`, when given, is echoed on the answer."""
 
     ref: str | None = None
+
+
+class RoomFrame(ClientFrame, kw_only=True):
+    """A client frame that acts in a room (`ask`, `vote`...): the base features derive such frames from.
+
+    The gateway authorises it through the room's policy, the same answer (`Grant`) a `join` of
+    that room gets, and hands the grant to the frame's handler. The socket need not have joined
+    the room (a client may act without watching), but it gets exactly the rights a join would.
+    """
+
+    room: str
 
 
 class Auth(ClientFrame, tag="auth", kw_only=True):

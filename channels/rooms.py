@@ -24,11 +24,19 @@ import msgspec
 from channels.broker import Broker, Subscriber, Subscription
 from channels.presence import PresenceTracker
 from channels.protocol import CloseCode, ErrorCode, FrameError, Join, Joined, ServerFrame
-from channels.seams import RoomPolicy, SessionView
+from channels.seams import Grant, RoomPolicy, SessionView
 
 log = logging.getLogger("roomcast.rooms")
 
 MAX_ROOM_NAME: Final = 200
+USER_ROOM_PREFIX: Final = "user:"
+
+
+def user_room(user_id: object) -> str:
+    """`user:<id>`: the personal room every connection joins at `auth` (the core's one room convention)."""
+    return f"{USER_ROOM_PREFIX}{user_id}"
+
+
 RESYNC_CONCURRENCY: Final = 16
 """Snapshots built at once when many local members of one room need an unsolicited `joined`."""
 
@@ -47,7 +55,7 @@ class Member(SessionView, Subscriber, Protocol):
         """Queue an encoded frame without blocking."""
         ...
 
-    def close(self, code: int, reason: str) -> None: ...
+    def close(self, code: int, reason: str | None = None) -> None: ...
 
 
 class UserRoomPolicy:
@@ -60,11 +68,12 @@ class UserRoomPolicy:
         self._snapshot = snapshot
 
     def owns(self, room: str) -> bool:
-        return room.startswith("user:")
+        return room.startswith(USER_ROOM_PREFIX)
 
-    async def authorize(self, session: SessionView, room: str) -> None:
-        if room != f"user:{session.identity.user_id}":
+    async def authorize(self, session: SessionView, room: str) -> Grant:
+        if room != user_room(session.identity.user_id):
             raise FrameError(ErrorCode.FORBIDDEN, "a user room is open to that user alone")
+        return Grant(room=room, role="self")
 
     async def snapshot(self, session: SessionView, room: str) -> Any:
         return msgspec.UNSET if self._snapshot is None else await self._snapshot(session, room)
@@ -99,12 +108,23 @@ class RoomHub:
     def _tracked(self, policy: RoomPolicy, room: str) -> bool:
         return self.presence is not None and policy.tracks_presence(room)
 
+    def _policy(self, room: str, missing: str = ErrorCode.NOT_FOUND) -> RoomPolicy:
+        policy = self.policy_for(room) if 0 < len(room) <= MAX_ROOM_NAME else None
+        if policy is None:
+            raise FrameError(missing, f"no such room: {room[:MAX_ROOM_NAME]!r}")
+        return policy
+
+    async def authorize(self, session: SessionView, room: str) -> Grant:
+        """The one authorisation point for a `RoomFrame`: what `session` may do in `room`, as `join` sees it.
+
+        A room name no policy owns is a malformed frame here (`bad_request`); `join` says `not_found`.
+        """
+        return await self._policy(room, ErrorCode.BAD_REQUEST).authorize(session, room)
+
     async def join(self, session: Member, frame: Join) -> None:
         """Answer a `join`: queue `joined` (with replay or snapshot), or raise `FrameError`."""
         room = frame.room
-        policy = self.policy_for(room) if 0 < len(room) <= MAX_ROOM_NAME else None
-        if policy is None:
-            raise FrameError(ErrorCode.NOT_FOUND, f"no such room: {room[:MAX_ROOM_NAME]!r}")
+        policy = self._policy(room)
         rejoin = room in session.subscriptions
         if not rejoin and len(session.subscriptions) >= self.max_rooms_per_session:
             raise FrameError(ErrorCode.BAD_REQUEST, f"at most {self.max_rooms_per_session} rooms per connection")
@@ -115,7 +135,7 @@ class RoomHub:
 
     async def join_own_room(self, session: Member, welcome: ServerFrame) -> None:
         """At `auth`: join `user:<id>` silently, queueing `welcome` before any of its events."""
-        room = f"user:{session.identity.user_id}"
+        room = user_room(session.identity.user_id)
         policy = self.policy_for(room)
         if policy is None:
             raise RuntimeError("no policy owns user rooms: add channels.rooms.UserRoomPolicy")
@@ -219,7 +239,7 @@ class RoomHub:
                 prepared = session.encode(joined)
             except Exception:
                 log.exception("room.resync_snapshot_failed", extra={"session_id": session.session_id, "room": room})
-                session.close(CloseCode.INTERNAL_ERROR, "could not rebuild the room's state; reconnect")
+                session.close(CloseCode.INTERNAL_ERROR)
                 return
             self.broker.activate(sub, generation, cursor.epoch, cursor.seq, lambda: session.push(prepared))
 

@@ -1,12 +1,15 @@
 """The two seams through which features plug into the realtime core, plus the authenticator.
 
 - A `FrameRouter` per feature maps client frame types to handlers:
-  `@router.on(Ask) async def ask(session, frame) -> data` — the gateway wraps the returned data
-  in a `reply` with the frame's `ref`; a handler raises `FrameError` to answer with `error`.
-- A `RoomPolicy` per room family (Phoenix's `join/3`): which room names it owns, who may join,
-  the snapshot a joiner gets, and whether the room tracks presence. Joining is the one place
-  where room authorisation happens: handlers of frames that name a room check the caller's
-  right to act there themselves (being joined is not required to act).
+  `router.on(Ask)(ask)` with `async def ask(session, frame, grant) -> data` — the gateway wraps
+  the returned data in a `reply` with the frame's `ref`; a handler raises `FrameError` to
+  answer with `error`. Handlers of `RoomFrame`s take the `Grant` as a third argument; others
+  take `(session, frame)`.
+- A `RoomPolicy` per room family (Phoenix's `join/3`): which room names it owns, who may join
+  (`authorize`, returning the `Grant`), the snapshot a joiner gets, and whether the room tracks
+  presence. `authorize` is the one authorisation point: `join` asks it, and so does every
+  `RoomFrame` naming the room (joined or not), whose handler then acts on the grant and never
+  looks roles up again.
 - An `Authenticator` turns the `auth` frame's token into an `Identity`.
 
 Handlers and policies receive untrusted input: every frame field came from the network.
@@ -14,14 +17,13 @@ Handlers and policies receive untrusted input: every frame field came from the n
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from channels.protocol import ClientFrame
-
-F = TypeVar("F", bound=ClientFrame)
+from channels.protocol import ClientFrame, RoomFrame
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +44,16 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     (4401, so the client refreshes and reconnects). None: it does not expire by itself."""
 
 
+class Grant(msgspec.Struct, frozen=True, kw_only=True):
+    """What a session may do in one room: the policy's answer to `authorize` (at `join` and per frame)."""
+
+    room: str
+    role: str = ""
+    """The policy's name for the caller's standing there (e.g. `owner`, `participant`)."""
+    context: Any = None
+    """Whatever else the policy's handlers need (e.g. the parsed meeting id)."""
+
+
 class SessionView(Protocol):
     """What handlers and policies may see of a connection."""
 
@@ -55,21 +67,29 @@ class SessionView(Protocol):
     def rooms(self) -> frozenset[str]: ...
 
 
-Handler = Callable[[SessionView, Any], Awaitable[Any]]
+Handler = Callable[..., Awaitable[Any]]
+"""`(session, frame)`, or `(session, frame, grant)` for a `RoomFrame`."""
+
+H = TypeVar("H", bound=Handler)
 
 
 class FrameRouter:
-    """Maps client frame types to one handler each; a feature module owns one router."""
+    """Maps client frame types to one handler each; a feature module owns one router.
+
+    Register named functions (or methods): `router.on(Ask)(ask)`, or `@router.on(Ask)` above one.
+    """
 
     def __init__(self) -> None:
         self.handlers: dict[type[ClientFrame], Handler] = {}
 
-    def on(
-        self, frame_type: type[F]
-    ) -> Callable[[Callable[[SessionView, F], Awaitable[Any]]], Callable[[SessionView, F], Awaitable[Any]]]:
-        def register(handler: Callable[[SessionView, F], Awaitable[Any]]) -> Callable[[SessionView, F], Awaitable[Any]]:
+    def on(self, frame_type: type[ClientFrame]) -> Callable[[H], H]:
+        def register(handler: H) -> H:
             if frame_type in self.handlers:
                 raise ValueError(f"{frame_type.__name__} already has a handler")
+            wanted = 3 if issubclass(frame_type, RoomFrame) else 2
+            if len(inspect.signature(handler).parameters) != wanted:
+                shape = "(session, frame, grant)" if wanted == 3 else "(session, frame)"
+                raise TypeError(f"the handler of {frame_type.__name__} must take {shape}")
             self.handlers[frame_type] = handler
             return handler
 
@@ -99,8 +119,13 @@ class RoomPolicy(Protocol):
         """True if `room` belongs to this policy's family (checked in registration order)."""
         ...
 
-    async def authorize(self, session: SessionView, room: str) -> None:
-        """Raise `FrameError` (`forbidden` or `not_found`) unless the session may join `room`."""
+    async def authorize(self, session: SessionView, room: str) -> Grant:
+        """What the session may do in `room`; raise `FrameError` (`forbidden`, `not_found`) if nothing.
+
+        Asked at every `join` and for every `RoomFrame` naming the room, so it must be cheap on
+        a repeat (a cache the application invalidates when roles change) and fresh within the
+        time the application promises for a removal to take effect.
+        """
         ...
 
     async def snapshot(self, session: SessionView, room: str) -> Any:

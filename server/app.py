@@ -128,12 +128,12 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
         ),
     ]
     routers = [
-        qa_handlers.build_router(
+        qa_handlers.QaHandlers(
             services,
             votes,
             on_answered=triggers.question_answered,
             on_dismissed=triggers.question_dismissed,
-        ),
+        ).router(),
         notification_handlers.build_router(services),
     ]
     return GatewayPlugin(

@@ -8,7 +8,8 @@ Guards, in the order a handler lists them:
 - `user_required`: a user (access token or API key). No credentials or a bad one: 401. A guest
   token: 403 -- REST gives guests nothing but `POST /meetings/join` (SPEC section 3).
 - `meeting_role("owner", "presenter")`: the caller's role in the meeting named by the path's
-  `meeting_id`. No role at all: 404, so strangers cannot learn that a meeting exists; a role
+  `meeting_id`, from the same versioned role cache the WebSocket grant uses
+  (`server.meetings.roles.cached_role_in`). No role at all: 404, so strangers cannot learn that a meeting exists; a role
   that is not enough (a participant on a moderator endpoint): 403.
 """
 
@@ -25,11 +26,10 @@ from litestar.types import Guard
 
 from server.auth.identity import Principal, resolve_token
 from server.errors import ApiError, forbidden, not_found
-from server.meetings.roles import Role, role_in
+from server.meetings.roles import Role, cached_role_in
 from server.services import Services
 
 _PRINCIPAL = "roomcast_principal"
-_ROLE = "roomcast_meeting_role"
 _NOBODY = object()
 
 AnyConnection = ASGIConnection[Any, Any, Any, Any]
@@ -85,12 +85,11 @@ def meeting_role(*allowed: Role) -> Guard:
         if principal is None:
             raise unauthenticated()
         meeting_id = cast(uuid.UUID, connection.path_params["meeting_id"])  # the route declares `{meeting_id:uuid}`
-        role = await role_in(services_of(connection), meeting_id, principal)
+        role = await cached_role_in(services_of(connection), meeting_id, principal)
         if role is None:
             raise not_found("no such meeting")
         if role not in allowed:
             raise forbidden(f"only the meeting's {' or '.join(allowed)} may do this")
-        connection.state[_ROLE] = role
 
     return guard
 
@@ -103,13 +102,7 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-def provide_role(request: Request[Any, Any, Any]) -> Role:
-    """The `role` dependency: the caller's role in the path's meeting, as `meeting_role` found it."""
-    return cast(Role, request.state[_ROLE])
-
-
 DEPENDENCIES = {
     "principal": Provide(provide_principal),
-    "role": Provide(provide_role, sync_to_thread=False),
 }
-"""Register on a router to offer `principal: NamedDependency[Principal]` and `role: NamedDependency[Role]`."""
+"""Register on a router to offer `principal: NamedDependency[Principal]`."""

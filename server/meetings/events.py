@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from channels.protocol import CloseCode, Event
 from server.meetings.schemas import Meeting
+from server.rooms import meeting_room
 from server.services import Services
 
 log = logging.getLogger("roomcast.meetings")
@@ -23,10 +24,6 @@ class MeetingUpdated(Event, tag="meeting.updated", kw_only=True):
     """Sent to `meeting:<id>` when a meeting's fields, settings or status change."""
 
     meeting: Meeting
-
-
-def meeting_room(meeting_id: uuid.UUID) -> str:
-    return f"meeting:{meeting_id}"
 
 
 async def publish_meeting_updated(services: Services, meeting: Meeting) -> None:

@@ -1,7 +1,11 @@
 """The meeting rooms: `meeting:<id>` (everyone in the meeting) and `meeting:<id>:moderation` (owner, presenters).
 
-Authorisation asks `role_in`, the one question every meeting permission asks (here through
-`cached_role_in`, so a rejoin needs no PostgreSQL). Someone with no role gets `not_found`,
+`authorize` is the one authorisation point of meeting rooms: the `join` of a room and every
+frame naming it (`ask`, `vote`, `moderate`...) get its `Grant`, whose context is a
+`MeetingAccess` (meeting id, room, role); handlers act on it and never look roles up again.
+It asks `cached_role_in`, the one versioned role cache (`server.cache`) that REST guards use
+too, so removing a presenter or deleting a meeting is seen by the next frame on every process.
+Someone with no role gets `not_found`,
 exactly like a meeting that does not exist (or a malformed room name), so the room layer never
 confirms that someone else's meeting exists; a participant asking for the moderation room
 knows the meeting, so they get `forbidden`.
@@ -17,11 +21,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from channels.protocol import ErrorCode, FrameError
-from channels.seams import SessionView
+from channels.seams import Grant, SessionView
 from server.auth.identity import Principal
-from server.meetings.roles import MODERATORS, cached_role_in
+from server.meetings.roles import MODERATORS, Role, cached_role_in
 from server.meetings.service import load_meeting
+from server.rooms import meeting_room, owns_meeting_room, parse_meeting_room
 from server.services import Services
 
 QuestionsSnapshot = Callable[[SessionView, uuid.UUID, bool], Awaitable[list[Any]]]
@@ -34,18 +41,28 @@ async def no_questions(session: SessionView, meeting_id: uuid.UUID, moderation: 
     return []
 
 
-def parse_meeting_room(room: str) -> tuple[uuid.UUID, bool] | None:
-    """`(meeting_id, moderation)` for `meeting:<uuid>` / `meeting:<uuid>:moderation`, else None."""
-    parts = room.split(":")
-    if parts[0] != "meeting" or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "moderation"):
-        return None
-    try:
-        meeting_id = uuid.UUID(parts[1])
-    except ValueError:
-        return None
-    if str(meeting_id) != parts[1].lower():
-        return None  # one spelling per room, or one meeting would have several rooms
-    return meeting_id, len(parts) == 3
+class MeetingAccess(msgspec.Struct, frozen=True):
+    """A meeting room's `Grant.context`: the meeting, which of its rooms, and the caller's role there."""
+
+    meeting_id: uuid.UUID
+    moderation: bool
+    role: Role
+
+    @property
+    def moderator(self) -> bool:
+        return self.role in MODERATORS
+
+    def require_moderator(self) -> None:
+        if self.role not in MODERATORS:
+            raise FrameError(ErrorCode.FORBIDDEN, "only the owner or a presenter can do that")
+
+
+def access_of(grant: Grant) -> MeetingAccess:
+    """The meeting access a `MeetingRoomPolicy` put in the grant of a `meeting:` room."""
+    access = grant.context
+    if not isinstance(access, MeetingAccess):
+        raise FrameError(ErrorCode.BAD_REQUEST, "this frame acts in a meeting room: meeting:<id>")
+    return access
 
 
 def principal_of(session: SessionView) -> Principal:
@@ -71,13 +88,14 @@ class MeetingRoomPolicy:
         self.questions_snapshot = questions_snapshot
 
     def owns(self, room: str) -> bool:
-        return room.startswith("meeting:")
+        return owns_meeting_room(room)
 
     def tracks_presence(self, room: str) -> bool:
         parsed = parse_meeting_room(room)
-        return parsed is not None and not parsed[1]
+        return parsed is not None and not parsed.moderation
 
-    async def authorize(self, session: SessionView, room: str) -> None:
+    async def authorize(self, session: SessionView, room: str) -> Grant:
+        """The caller's role in the room's meeting, from the one versioned role cache (`cached_role_in`)."""
         parsed = parse_meeting_room(room)
         if parsed is None:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
@@ -87,6 +105,7 @@ class MeetingRoomPolicy:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         if moderation and role not in MODERATORS:
             raise FrameError(ErrorCode.FORBIDDEN, "the moderation room is for the owner and presenters")
+        return Grant(room=room, role=role, context=MeetingAccess(meeting_id, moderation, role))
 
     async def snapshot(self, session: SessionView, room: str) -> dict[str, Any]:
         parsed = parse_meeting_room(room)
@@ -97,5 +116,5 @@ class MeetingRoomPolicy:
         if meeting is None:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         questions = await self.questions_snapshot(session, meeting_id, moderation)
-        count = await self.presence_count(f"meeting:{meeting_id}")
+        count = await self.presence_count(meeting_room(meeting_id))
         return {"meeting": meeting, "questions": questions, "presence": {"count": count}}

@@ -37,7 +37,7 @@ async def role_in(services: Services, meeting_id: uuid.UUID, principal: Principa
 
 
 async def cached_role_in(services: Services, meeting_id: uuid.UUID, principal: Principal) -> Role | None:
-    """`role_in`, kept in Redis (`server.cache`) for the WebSocket join: a rejoin asks PostgreSQL nothing.
+    """`role_in`, kept in Redis (`server.cache`): the one role cache, for joins, frames and REST guards alike.
 
     The meeting's cache scope is invalidated when the meeting is deleted or a presenter is added or
     removed; a stranger's None is not kept, so becoming a participant needs no invalidation.

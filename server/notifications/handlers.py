@@ -39,11 +39,19 @@ def _user(session: SessionView) -> uuid.UUID:
     return principal_of(session).user_id
 
 
-def build_router(services: Services) -> FrameRouter:
-    router = FrameRouter()
+class NotificationHandlers:
+    """The notification frame handlers: one named method per frame type, registered by `router()`."""
 
-    @router.on(ListNotifications)
-    async def list_notifications(session: SessionView, frame: ListNotifications) -> dict[str, Any]:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def router(self) -> FrameRouter:
+        router = FrameRouter()
+        router.on(ListNotifications)(self.list_notifications)
+        router.on(MarkRead)(self.mark_read)
+        return router
+
+    async def list_notifications(self, session: SessionView, frame: ListNotifications) -> dict[str, Any]:
         if not 1 <= frame.limit <= 100:
             raise FrameError(ErrorCode.BAD_REQUEST, "limit must be 1..100")
         user_id = _user(session)
@@ -57,16 +65,15 @@ def build_router(services: Services) -> FrameRouter:
             cursor = (
                 """AND (created_at, id) < (SELECT created_at, id FROM notifications WHERE id = $3 AND "user" = $1)"""
             )
-        async with services.db.pool.acquire() as connection:
+        async with self.services.db.pool.acquire() as connection:
             rows = await connection.fetch(
                 f'SELECT {COLUMNS} FROM notifications WHERE "user" = $1 {cursor} '
                 "ORDER BY created_at DESC, id DESC LIMIT $2",
                 *args,
             )
-        return {"items": [notification_view(row) for row in rows], "unread": await unread_count(services, user_id)}
+        return {"items": [notification_view(row) for row in rows], "unread": await unread_count(self.services, user_id)}
 
-    @router.on(MarkRead)
-    async def mark_read(session: SessionView, frame: MarkRead) -> dict[str, Any]:
+    async def mark_read(self, session: SessionView, frame: MarkRead) -> dict[str, Any]:
         if len(frame.ids) > MAX_READ_IDS:
             raise FrameError(ErrorCode.BAD_REQUEST, f"at most {MAX_READ_IDS} ids at once")
         ids = []
@@ -76,7 +83,7 @@ def build_router(services: Services) -> FrameRouter:
             except ValueError:
                 continue  # like an unknown id: ignored
         user_id = _user(session)
-        async with services.db.pool.acquire() as connection:
+        async with self.services.db.pool.acquire() as connection:
             marked: str = await connection.execute(
                 "UPDATE notifications SET read_at = now() "
                 'WHERE "user" = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL',
@@ -84,7 +91,9 @@ def build_router(services: Services) -> FrameRouter:
                 ids,
             )
         if marked != "UPDATE 0":
-            await cache.invalidate(services, cache.user_scope(user_id))  # the unread count in `welcome`
-        return {"unread": await unread_count(services, user_id)}
+            await cache.invalidate(self.services, cache.user_scope(user_id))  # the unread count in `welcome`
+        return {"unread": await unread_count(self.services, user_id)}
 
-    return router
+
+def build_router(services: Services) -> FrameRouter:
+    return NotificationHandlers(services).router()

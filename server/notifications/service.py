@@ -15,6 +15,7 @@ import msgspec
 
 from channels.protocol import Event
 from server import cache
+from server.rooms import user_room
 from server.services import Services
 from server.times import iso_z
 
@@ -76,7 +77,7 @@ async def notify(
         return None
     await cache.invalidate(services, cache.user_scope(user_id))  # the unread count in `welcome`
     notification = notification_view(row)
-    await services.broker.publish(NotificationEvent(room=f"user:{user_id}", notification=notification))
+    await services.broker.publish(NotificationEvent(room=user_room(user_id), notification=notification))
     log.info("notification.sent", extra={"user_id": str(user_id), "kind": kind, "notification_id": notification.id})
     return notification
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from channels.protocol import ClientFrame, Event
+from channels.protocol import Event, RoomFrame
 
 ModerateAction = Literal["approve", "dismiss", "pin", "unpin", "answer", "reopen", "mute_author", "unmute_author"]
 DismissReason = Literal["duplicate", "off_topic", "inappropriate", "answered", "other"]
@@ -20,22 +20,19 @@ QuestionStatus = Literal["pending", "live", "answered", "dismissed"]
 # --- client frames -------------------------------------------------------------------------
 
 
-class Ask(ClientFrame, tag="ask", kw_only=True):
-    room: str
+class Ask(RoomFrame, tag="ask", kw_only=True):
     text: str
     anonymous: bool = False
     client_id: str | None = None
     """A repeated client_id from the same user in the same meeting returns the first question."""
 
 
-class VoteFrame(ClientFrame, tag="vote", kw_only=True):
-    room: str
+class VoteFrame(RoomFrame, tag="vote", kw_only=True):
     question_id: str
     up: bool = True
 
 
-class Moderate(ClientFrame, tag="moderate", kw_only=True):
-    room: str
+class Moderate(RoomFrame, tag="moderate", kw_only=True):
     question_id: str
     action: ModerateAction
     text: str | None = None
@@ -44,25 +41,21 @@ class Moderate(ClientFrame, tag="moderate", kw_only=True):
     """Why, for `dismiss`."""
 
 
-class Edit(ClientFrame, tag="edit", kw_only=True):
-    room: str
+class Edit(RoomFrame, tag="edit", kw_only=True):
     question_id: str
     text: str
 
 
-class Delete(ClientFrame, tag="delete", kw_only=True):
-    room: str
+class Delete(RoomFrame, tag="delete", kw_only=True):
     question_id: str
 
 
-class Merge(ClientFrame, tag="merge", kw_only=True):
-    room: str
+class Merge(RoomFrame, tag="merge", kw_only=True):
     question_id: str
     into_id: str
 
 
-class Similar(ClientFrame, tag="similar", kw_only=True):
-    room: str
+class Similar(RoomFrame, tag="similar", kw_only=True):
     text: str
 
 

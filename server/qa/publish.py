@@ -23,15 +23,8 @@ from server.qa.frames import (
     QuestionUpdated,
 )
 from server.qa.service import PUBLIC_STATUSES, Change, Row
+from server.rooms import meeting_room, moderation_room, user_room
 from server.times import iso_z
-
-
-def public_room(meeting_id: Any) -> str:
-    return f"meeting:{meeting_id}"
-
-
-def moderation_room(meeting_id: Any) -> str:
-    return f"meeting:{meeting_id}:moderation"
 
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
@@ -72,7 +65,7 @@ def events_for(change: Change) -> list[Event]:
     merged_into = str(change.merged_into) if change.merged_into else None
     events: list[Event] = []
 
-    room = public_room(meeting_id)
+    room = meeting_room(meeting_id)
     if _visible(after) and not _visible(before):
         events.append(QuestionCreated(room=room, question=question_view(after)))  # type: ignore[arg-type]
     elif _visible(after):
@@ -82,7 +75,7 @@ def events_for(change: Change) -> list[Event]:
 
     audiences: list[tuple[str, dict[str, bool]]] = [(moderation_room(meeting_id), {"moderator": True})]
     if current["author"] is not None:  # None once the author deleted their account
-        audiences.append((f"user:{current['author']}", {"as_author": True}))
+        audiences.append((user_room(current["author"]), {"as_author": True}))
     for room, view in audiences:
         if after is None:
             events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))

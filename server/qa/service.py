@@ -9,7 +9,7 @@ questions run inside `in_order`, so they commit and publish one at a time per me
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -218,6 +218,104 @@ async def vote(
     return votes, False
 
 
+Arguments = tuple[Any, ...]
+
+
+async def _no_step(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
+    return []
+
+
+async def _unpin_others(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
+    """At most one pinned question per meeting: pinning one unpins the other first."""
+    changes = []
+    for other in await connection.fetch("SELECT id FROM questions WHERE meeting = $1 AND pinned", meeting_id):
+        other_before = await fetch_question(connection, meeting_id, other["id"])
+        await _update(connection, meeting_id, other["id"], "pinned = false")
+        changes.append(Change(other_before, await fetch_question(connection, meeting_id, other["id"])))
+    return changes
+
+
+def _authorless(before: Row) -> str | None:
+    """Nobody to mute: the author deleted their account (the question stays, with no author)."""
+    return "the author of this question deleted their account" if before["author"] is None else None
+
+
+async def _mute(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
+    statement = 'INSERT INTO mutes (meeting, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING'
+    await connection.execute(statement, meeting_id, before["author"])
+    return []
+
+
+async def _unmute(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
+    await connection.execute('DELETE FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, before["author"])
+    return []
+
+
+def _answer_text(text: str | None, reason: str | None) -> Arguments:
+    answer = text.strip() if text else None
+    if answer is not None and len(answer) > 5000:
+        raise FrameError(ErrorCode.BAD_REQUEST, "the answer is over 5000 characters")
+    return (answer or None,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transition:
+    """One `moderate` action: from which statuses, what it writes, and its extra steps."""
+
+    from_statuses: frozenset[str] | None = None
+    """The statuses the action applies to (None: any); others are refused with `conflict`."""
+    refusal: str = ""
+    """The `conflict` message, `{status}` filled in."""
+    assignments: str | None = None
+    """The question's UPDATE (`$2`... from `arguments`); None: the question row does not change."""
+    arguments: Callable[[str | None, str | None], Arguments] = lambda text, reason: ()
+    """`(text, reason)` of the frame -> the UPDATE's arguments after the id (may refuse the input)."""
+    unchanged_if: Callable[[Row], bool] = lambda before: False
+    """Already so: nothing to write, nothing to publish."""
+    refuse_if: Callable[[Row], str | None] = lambda before: None
+    """A further refusal (`conflict`) that depends on more than the status."""
+    step: Callable[[asyncpg.Connection, uuid.UUID, Row], Awaitable[list[Change]]] = _no_step
+    """Runs before the question's UPDATE, in the same transaction; returns other questions it changed."""
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "approve": Transition(
+        from_statuses=frozenset({"pending"}),
+        refusal="only pending questions can be approved; this one is {status}",
+        assignments="status = 'live'",
+    ),
+    "dismiss": Transition(
+        from_statuses=frozenset({"pending", "live", "answered"}),
+        refusal="the question is already dismissed",
+        assignments="status = 'dismissed', pinned = false, dismiss_reason = $2",
+        arguments=lambda text, reason: (reason,),
+    ),
+    "pin": Transition(
+        from_statuses=frozenset(PUBLIC_STATUSES),
+        refusal="a {status} question cannot be pinned",
+        assignments="pinned = true",
+        unchanged_if=lambda before: bool(before["pinned"]),
+        step=_unpin_others,
+    ),
+    "unpin": Transition(assignments="pinned = false", unchanged_if=lambda before: not before["pinned"]),
+    "answer": Transition(
+        from_statuses=frozenset({"live", "answered", "pending"}),
+        refusal="a {status} question cannot be answered",
+        assignments="status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())",
+        arguments=_answer_text,
+    ),
+    "reopen": Transition(
+        from_statuses=frozenset({"answered", "dismissed"}),
+        refusal="only answered or dismissed questions can be reopened; this one is {status}",
+        assignments="status = 'live', dismiss_reason = NULL, answered_at = NULL",
+        refuse_if=lambda before: "a merged question cannot be reopened" if before["merged_into"] is not None else None,
+    ),
+    "mute_author": Transition(step=_mute, refuse_if=_authorless),
+    "unmute_author": Transition(step=_unmute, refuse_if=_authorless),
+}
+"""`moderate` as a table: every action the frame's `ModerateAction` allows, and nothing else."""
+
+
 async def moderate(
     connection: asyncpg.Connection,
     meeting_id: uuid.UUID,
@@ -227,72 +325,26 @@ async def moderate(
     text: str | None = None,
     reason: str | None = None,
 ) -> list[Change]:
-    """Apply one moderation action; returns every question it changed (pinning can change two)."""
+    """Apply one moderation action (`TRANSITIONS`); returns every question it changed (pinning can change two)."""
+    transition = TRANSITIONS.get(action)
+    if transition is None:  # the frame's Literal type makes this unreachable from the wire
+        raise FrameError(ErrorCode.BAD_REQUEST, f"unknown action {action!r}")
+    arguments = transition.arguments(text, reason)
     async with connection.transaction():
         await meeting_info(connection, meeting_id)
         before = await fetch_question(connection, meeting_id, question_id)
         status = before["status"]
-        changes: list[Change] = []
-        if action == "approve":
-            if status != "pending":
-                raise FrameError(ErrorCode.CONFLICT, f"only pending questions can be approved; this one is {status}")
-            await _update(connection, meeting_id, question_id, "status = 'live'")
-        elif action == "dismiss":
-            if status == "dismissed":
-                raise FrameError(ErrorCode.CONFLICT, "the question is already dismissed")
-            await _update(
-                connection, meeting_id, question_id, "status = 'dismissed', pinned = false, dismiss_reason = $2", reason
-            )
-        elif action == "pin":
-            if status not in PUBLIC_STATUSES:
-                raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be pinned")
-            if before["pinned"]:
-                return []
-            for other in await connection.fetch("SELECT id FROM questions WHERE meeting = $1 AND pinned", meeting_id):
-                other_before = await fetch_question(connection, meeting_id, other["id"])
-                await _update(connection, meeting_id, other["id"], "pinned = false")
-                changes.append(Change(other_before, await fetch_question(connection, meeting_id, other["id"])))
-            await _update(connection, meeting_id, question_id, "pinned = true")
-        elif action == "unpin":
-            if not before["pinned"]:
-                return []
-            await _update(connection, meeting_id, question_id, "pinned = false")
-        elif action == "answer":
-            if status not in ("live", "answered", "pending"):
-                raise FrameError(ErrorCode.CONFLICT, f"a {status} question cannot be answered")
-            answer = text.strip() if text else None
-            if answer is not None and len(answer) > 5000:
-                raise FrameError(ErrorCode.BAD_REQUEST, "the answer is over 5000 characters")
-            await _update(
-                connection, meeting_id, question_id,
-                "status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())", answer or None,
-            )  # fmt: skip
-        elif action == "reopen":
-            if status not in ("answered", "dismissed"):
-                raise FrameError(
-                    ErrorCode.CONFLICT, f"only answered or dismissed questions can be reopened; this one is {status}"
-                )
-            if before["merged_into"] is not None:
-                raise FrameError(ErrorCode.CONFLICT, "a merged question cannot be reopened")
-            await _update(
-                connection, meeting_id, question_id, "status = 'live', dismiss_reason = NULL, answered_at = NULL"
-            )
-        elif action in ("mute_author", "unmute_author"):
-            if before["author"] is None:
-                raise FrameError(ErrorCode.CONFLICT, "the author of this question deleted their account")
-            if action == "mute_author":
-                await connection.execute(
-                    'INSERT INTO mutes (meeting, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING',
-                    meeting_id,
-                    before["author"],
-                )
-            else:
-                await connection.execute(
-                    'DELETE FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, before["author"]
-                )
+        if transition.from_statuses is not None and status not in transition.from_statuses:
+            raise FrameError(ErrorCode.CONFLICT, transition.refusal.format(status=status))
+        refusal = transition.refuse_if(before)
+        if refusal is not None:
+            raise FrameError(ErrorCode.CONFLICT, refusal)
+        if transition.unchanged_if(before):
             return []
-        else:  # the frame's Literal type makes this unreachable from the wire
-            raise FrameError(ErrorCode.BAD_REQUEST, f"unknown action {action!r}")
+        changes = await transition.step(connection, meeting_id, before)
+        if transition.assignments is None:
+            return changes
+        await _update(connection, meeting_id, question_id, transition.assignments, *arguments)
         changes.append(Change(before, await fetch_question(connection, meeting_id, question_id)))
         return changes
 

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from channels.broker import Broker
 from server.db import Database
 from server.qa.frames import QuestionVotes
-from server.qa.publish import moderation_room, public_room
+from server.rooms import meeting_room, moderation_room
 
 log = logging.getLogger("roomcast.qa.votes")
 
@@ -118,7 +118,7 @@ class VoteCoalescer:
                 *(
                     self._broker.publish(QuestionVotes(room=room, question_id=str(row["id"]), votes=row["votes"]))
                     for row in rows  # a deleted question has no row: question.removed already said so
-                    for room in (public_room(meeting_id), moderation_room(meeting_id))
+                    for room in (meeting_room(meeting_id), moderation_room(meeting_id))
                 )
             )
         except BaseException:

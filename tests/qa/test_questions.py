@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import msgspec
 import pytest
 
-from tests.qa.conftest import Room, ask, question_events, types
+from tests.helpers import API, auth_header
+from tests.qa.conftest import Room, ask, moderate, on, question_events, types
 from tests.support import eventually
 
 
@@ -305,3 +307,22 @@ async def test_unknown_actions_and_fields_are_bad_requests(room: Room) -> None:
     assert extra["code"] == "bad_request"
     not_a_room = await alice.request(ask("lobby", "Where?"))
     assert not_a_room["code"] == "bad_request"
+
+
+async def test_a_removed_presenter_is_refused_at_once_on_every_process_joined_or_not(room: Room) -> None:
+    """One authorisation point: the grant of a room is asked of one versioned role cache on every frame."""
+    _, alice = await room.participant("Alice")
+    question = (await alice.request(ask(room.public, "Who decides?")))["data"]["question"]
+    watcher = await room.client(room.presenter, rooms=(room.public, room.moderation), server=0)
+    actor = await room.client(room.presenter, rooms=(), server=1)  # acts without joining anything
+    assert (await actor.request(moderate(room.public, question["id"], "pin")))["type"] == "reply"
+    async with httpx.AsyncClient(base_url=room.pair.servers[0].url) as http:
+        removed = await http.delete(
+            f"{API}/meetings/{room.meeting_id}/presenters/{room.presenter.id}", headers=auth_header(room.owner.token)
+        )
+        assert removed.status_code == 204
+    refused = await actor.request(moderate(room.public, question["id"], "unpin"))
+    assert refused["type"] == "error" and refused["code"] == "not_found", refused
+    assert (await actor.request(ask(room.public, "Still here?")))["code"] == "not_found"
+    assert (await actor.request(on("vote", room.public, question["id"], up=True)))["code"] == "not_found"
+    assert await watcher.wait_closed() == 4403

@@ -31,16 +31,37 @@
  * Frames are JSON text frames (no subprotocol). Nothing here is specific to the web pages.
  */
 
-/** Close codes of SPEC section 4. */
+/**
+ * Close codes of SPEC section 4: the mirror of `channels.protocol.CloseCode` (a test compares
+ * them), plus NORMAL for the client's own close. Every code but REMOVED means "reconnect"
+ * (UNAUTHENTICATED only with a fresh token); `RECONNECT` says so per code.
+ */
 export const CloseCode = Object.freeze({
   NORMAL: 1000,
+  INVALID_DATA: 1007,
   TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
   RESTARTING: 1012,
+  TRY_AGAIN_LATER: 1013,
   TOO_SLOW: 4008,
   UNAUTHENTICATED: 4401,
   REMOVED: 4403,
   AUTH_TIMEOUT: 4408,
   FLOODING: 4429,
+});
+
+/** Whether a client should reconnect after each close code (`channels.protocol.Close.reconnect`). */
+export const RECONNECT = Object.freeze({
+  1007: true,
+  1009: true,
+  1011: true,
+  1012: true,
+  1013: true,
+  4008: true,
+  4401: true,
+  4403: false,
+  4408: true,
+  4429: true,
 });
 
 /** An `error` frame (or a request that could not be answered: `unavailable`, `timeout`). */
