@@ -37,6 +37,9 @@ from server.meetings.policy import MeetingRoomPolicy
 from server.notifications import handlers as notification_handlers
 from server.notifications import triggers
 from server.notifications.service import unread_count
+from server.polls import handlers as poll_handlers
+from server.polls import routes as poll_routes
+from server.polls.reactions import ReactionTally
 from server.protocol import CLIENT_FRAMES, SERVER_FRAMES
 from server.qa import handlers as qa_handlers
 from server.qa import routes as qa_routes
@@ -65,7 +68,12 @@ def create_app(settings: Settings) -> Litestar:
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
-    gateway = realtime_gateway(services, votes)
+    polls = poll_handlers.PollFrames(
+        services,
+        poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
+        ReactionTally(redis, settings.redis_prefix, services.broker),
+    )
+    gateway = realtime_gateway(services, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -80,6 +88,7 @@ def create_app(settings: Settings) -> Litestar:
                 await worker.stop()
                 worker_task.cancel()
             await votes.close()
+            await polls.close()
             await services.redis.aclose()
             await services.db.close()
             log.info("app.stopped")
@@ -95,6 +104,7 @@ def create_app(settings: Settings) -> Litestar:
             account_routes.router,
             meeting_routes.router,
             qa_routes.router,
+            poll_routes.router,
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
@@ -115,7 +125,7 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
+def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handlers.PollFrames) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
@@ -125,6 +135,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
             services,
             presence_count=presence.count,
             questions_snapshot=functools.partial(qa_handlers.questions_snapshot, services),
+            polls_snapshot=functools.partial(poll_handlers.polls_snapshot, services),
+            mine=functools.partial(poll_handlers.mine_snapshot, services),
         ),
     ]
     routers = [
@@ -134,6 +146,7 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
             on_answered=triggers.question_answered,
             on_dismissed=triggers.question_dismissed,
         ).router(),
+        poll_handlers.build_router(polls),
         notification_handlers.build_router(services),
     ]
     return GatewayPlugin(

@@ -55,6 +55,11 @@ def render(result: dict[str, Any]) -> str:
                 if r["delivered_ratio"] and r["cpu_per_frame_ratio"]
             )
             lines.append(f"- roomcast / baseline, room of {key.removeprefix('room_')}, round by round: {shown}")
+    for kind, cost in summary.get("cost_split", {}).items():
+        lines.append(
+            f"- {NAMES.get(kind, kind)}: server CPU per event ≈ {cost['per_event_us']:,.0f} µs "
+            f"+ {cost['per_delivery_us']:.2f} µs per member (least squares over the room sizes)"
+        )
     code = result.get("code", {})
     machine = code.get("machine", {})
     versions = {**code.get("stack", {}), **summary.get("versions", {})}

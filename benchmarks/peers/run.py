@@ -29,7 +29,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Harness, running
-from benchmarks.load import direct_check
+from benchmarks.load import direct_check, rotated
 from benchmarks.peers.fleets import PEERS, versions
 from benchmarks.servers import PortRange, RoomcastFleet
 
@@ -59,11 +59,6 @@ COLUMNS: list[tuple[str, str, str]] = [
 def median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
-
-
-def rotated(items: list[str], by: int) -> list[str]:
-    by %= len(items)
-    return items[by:] + items[:by]
 
 
 async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -206,6 +201,29 @@ async def one_size(
     return table, info
 
 
+def cost_split(table: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per target, server CPU per event as `per_event + per_delivery x members`, least squares over the room sizes.
+
+    `per_event` is what an event costs before any delivery (for roomcast: the `ask` handler, its
+    PostgreSQL and Redis calls), `per_delivery` what each member's frame adds: issue 19's "cheaper
+    events" and fan-out levers, apart.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for kind in dict.fromkeys(t["target"] for t in table):
+        points = [
+            (float(t["members"]), t["cpu_us_per_frame"] * t["members"])
+            for t in table
+            if t["target"] == kind and t["cpu_us_per_frame"]
+        ]
+        if len({x for x, _ in points}) < 2:
+            continue
+        mx = statistics.fmean(x for x, _ in points)
+        my = statistics.fmean(y for _, y in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+        out[kind] = {"per_event_us": my - slope * mx, "per_delivery_us": slope}
+    return out
+
+
 def checks(table: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Issue 19's targets that this run measures (fan-out per server core against the peers; idle RSS)."""
     out: list[tuple[str, bool, str]] = []
@@ -249,7 +267,13 @@ async def scenario_peers(args: argparse.Namespace, progress: report.Progress) ->
         members: [r["delivered_ratio"] for r in summary[f"room_{members}"].get("roomcast_vs_baseline_rounds", [])]
         for members in args.rooms
     }
+    summary["cost_split"] = split = cost_split(table)
     lines = [report.table(table, COLUMNS)]
+    for kind, cost in split.items():
+        lines.append(
+            f"{kind}: server CPU per event ~ {cost['per_event_us']:.0f} us"
+            f" + {cost['per_delivery_us']:.2f} us per member"
+        )
     for members, values in ratios.items():
         if values:
             shown = ", ".join(f"{v:.2f}" for v in values if v is not None)

@@ -10,8 +10,8 @@ other people's ids or names never appear.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -70,6 +70,13 @@ async def export(services: Services, principal: Principal) -> Export:
             user_id,
         )
         sessions = await connection.fetch(SESSIONS_SQL, user_id)
+        answers = await connection.fetch(
+            """SELECT p.id AS poll_id, p.meeting AS meeting_id, m.title AS meeting_title, p.title AS poll_title,
+                      p.kind, p.options, r.option_ids, r.value, r.words, r.created_at, r.updated_at
+               FROM poll_responses r JOIN polls p ON p.id = r.poll JOIN meetings m ON m.id = p.meeting
+               WHERE r."user" = $1 ORDER BY r.created_at, p.id""",
+            user_id,
+        )
     return Export(
         exported_at=datetime.now(UTC),
         profile=user_of(profile),
@@ -77,7 +84,7 @@ async def export(services: Services, principal: Principal) -> Export:
         memberships=[ExportedMembership(**dict(row)) for row in memberships],
         questions=[ExportedQuestion(**dict(row)) for row in questions],
         votes=[ExportedVote(**dict(row)) for row in votes],
-        poll_answers=_poll_answers(user_id),
+        poll_answers=[_poll_answer(row) for row in answers],
         notifications=[
             ExportedNotification(**{**dict(row), "data": _json_object(row["data"])}) for row in notifications
         ],
@@ -86,9 +93,32 @@ async def export(services: Services, principal: Principal) -> Export:
     )
 
 
-def _poll_answers(user_id: uuid.UUID) -> list[ExportedPollAnswer]:
-    """Polls are not stored by this build of roomcast, so nobody has answered one."""
-    return []
+def _poll_answer(row: Any) -> ExportedPollAnswer:
+    """One answer as the person gave it: the options they picked (id and text), the value or the words."""
+    options = _json_list(row["options"])
+    texts = {str(o.get("id")): o.get("text") for o in options if isinstance(o, dict)}
+    answer: dict[str, Any]
+    if row["kind"] == "choice":
+        answer = {"options": [{"id": i, "text": texts.get(i)} for i in row["option_ids"]]}
+    elif row["kind"] == "rating":
+        answer = {"value": row["value"]}
+    else:
+        answer = {"words": list(row["words"])}
+    return ExportedPollAnswer(
+        poll_id=row["poll_id"],
+        meeting_id=row["meeting_id"],
+        meeting_title=row["meeting_title"],
+        poll_title=row["poll_title"],
+        kind=row["kind"],
+        answer=answer,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _json_list(raw: object) -> list[Any]:
+    value = msgspec.json.decode(raw) if isinstance(raw, str | bytes) else raw
+    return value if isinstance(value, list) else []
 
 
 def _json_object(raw: object) -> dict[str, object]:

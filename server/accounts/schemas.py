@@ -82,9 +82,13 @@ class ExportedMembership(msgspec.Struct, kw_only=True):
 class ExportedPollAnswer(msgspec.Struct, kw_only=True):
     poll_id: uuid.UUID
     meeting_id: uuid.UUID
+    meeting_title: str
     poll_title: str
-    answer: Any
+    kind: str
+    answer: dict[str, Any]
+    """`{"options": [{id, text}]}` (choice), `{"value": int}` (rating) or `{"words": [str]}` (word cloud)."""
     created_at: datetime
+    updated_at: datetime
 
 
 class ExportedNotification(msgspec.Struct, kw_only=True):

@@ -49,9 +49,22 @@ async def ask_and_vote(database_url: str, meeting_id: str, *, asker: str, voter:
             voter,
         )
         await connection.execute('INSERT INTO votes (question, "user") VALUES ($1, $2)', theirs, voter)
+        poll = await connection.fetchval(
+            """INSERT INTO polls (id, meeting, kind, title, options, status, opened_at, anonymous)
+               VALUES (gen_random_uuid(), $1, 'choice', 'Coffee or tea?',
+                       '[{"id": "c", "text": "Coffee"}, {"id": "t", "text": "Tea"}]', 'open', now(), false)
+               RETURNING id""",
+            meeting_id,
+        )
+        await connection.execute(
+            """INSERT INTO poll_responses (poll, "user", option_ids) VALUES ($1, $2, '{t}'), ($1, $3, '{c}')""",
+            poll,
+            voter,
+            asker,
+        )
     finally:
         await connection.close()
-    return {"hilda_question": str(theirs), "leaver_question": str(mine)}
+    return {"hilda_question": str(theirs), "leaver_question": str(mine), "poll": str(poll)}
 
 
 async def me(http: httpx.AsyncClient, token: str) -> httpx.Response:
@@ -261,7 +274,9 @@ async def test_export_has_everything_about_the_caller_and_nothing_about_others(
         {"id": key["id"], "name": "laptop script", "created_at": key["created_at"], "last_used_at": None}
     ]
     assert len(data["sessions"]) == 1 and data["sessions"][0]["current"] is True
-    assert data["poll_answers"] == []
+    (answer,) = data["poll_answers"]
+    assert answer["poll_id"] == ids["poll"] and answer["poll_title"] == "Coffee or tea?"
+    assert answer["answer"] == {"options": [{"id": "t", "text": "Tea"}]}
     text = response.text
     for foreign in (host["user"]["display_name"], host["user"]["email"], host["user"]["id"], "Hilda asks first"):
         assert foreign not in text
@@ -311,5 +326,10 @@ async def test_delete_account(client: httpx.AsyncClient, database_url: str) -> N
     rows = {line.split(",")[0]: line for line in csv.text.splitlines()[1:]}
     assert rows[ids["leaver_question"]].split(",")[4] == ""  # author blank
     assert rows[ids["hilda_question"]].split(",")[3] == "1"  # Leo's vote still counts
+    polls = await client.get(f"{API}/meetings/{meeting['id']}/polls", headers=host_headers)
+    (poll,) = polls.json()["items"]
+    assert poll["results"]["respondents"] == 2 and poll["results"]["counts"] == {"c": 1, "t": 1}
+    answers = await client.get(f"{API}/meetings/{meeting['id']}/polls.csv", headers=host_headers)
+    assert answers.status_code == 200 and "Leaving Leo" not in answers.text and "Hilda Host" in answers.text
     # the email is free again
     await register_user(client, leaver["user"]["email"])
