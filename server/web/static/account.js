@@ -274,7 +274,6 @@ function startAccountPage() {
   // signed out in another tab, or this login was revoked (a password change elsewhere)
   session.addEventListener("change", (event) => {
     if (event.detail.state === "signed-out" && $("deleted-view").hidden) showSignIn();
-    if (event.detail.state === "signed-in" && $("account-view").hidden) loadAccount();
   });
 
   if (session.signedIn) loadAccount();
