@@ -71,6 +71,12 @@ export class PollStore {
   }
 }
 
+/** Set style properties through the CSSOM: the pages' CSP (`style-src 'self'`) refuses style attributes. */
+export function styled(node, properties) {
+  for (const [name, value] of Object.entries(properties)) node.style.setProperty(name, value);
+  return node;
+}
+
 function plural(count, word) {
   return `${count} ${word}${count === 1 ? "" : "s"}`;
 }
@@ -88,6 +94,10 @@ export function resultsView(poll, { large = false } = {}) {
     return box;
   }
   const respondents = results.respondents ?? 0;
+  if (!respondents && poll.kind !== "choice") {
+    box.append(el("p", { class: "poll-respondents muted" }, "No answers yet."));
+    return box;
+  }
   if (poll.kind === "choice") {
     const most = Math.max(0, ...Object.values(results.counts ?? {}));
     const bars = el("ol", { class: "poll-bars" });
@@ -99,7 +109,7 @@ export function resultsView(poll, { large = false } = {}) {
           "li",
           { class: `poll-bar${count && count === most ? " leading" : ""}`, dataset: { option: option.id } },
           el("span", { class: "bar-label" }, option.text),
-          el("span", { class: "bar-track", "aria-hidden": "true" }, el("span", { class: "bar-fill", style: `width: ${percent}%` })),
+          el("span", { class: "bar-track", "aria-hidden": "true" }, styled(el("span", { class: "bar-fill" }), { width: `${percent}%` })),
           el("span", { class: "bar-value" }, `${count} · ${percent}%`),
         ),
       );
@@ -116,7 +126,7 @@ export function resultsView(poll, { large = false } = {}) {
           "li",
           { class: "histogram-step", "aria-label": `${value}: ${plural(count, "answer")}` },
           el("span", { class: "histogram-count", "aria-hidden": "true" }, String(count)),
-          el("span", { class: "histogram-bar", "aria-hidden": "true", style: `height: ${Math.round((count / most) * 100)}%` }),
+          styled(el("span", { class: "histogram-bar", "aria-hidden": "true" }), { height: `${Math.round((count / most) * 100)}%` }),
           el("span", { class: "histogram-value", "aria-hidden": "true" }, String(value)),
         ),
       );
@@ -129,16 +139,10 @@ export function resultsView(poll, { large = false } = {}) {
     const cloud = el("ul", { class: "word-cloud", "aria-label": "Words, most frequent first" });
     words.forEach((word, index) => {
       const weight = word.count / most;
-      cloud.append(
-        el(
-          "li",
-          { class: "cloud-word", style: `--weight: ${weight.toFixed(3)}; --hue: ${(index * 47) % 360}` },
-          word.text,
-          el("span", { class: "visually-hidden" }, `, ${word.count}`),
-        ),
-      );
+      const item = el("li", { class: "cloud-word" }, word.text, el("span", { class: "visually-hidden" }, `, ${word.count}`));
+      cloud.append(styled(item, { "--weight": weight.toFixed(3), "--hue": String((index * 47) % 360) }));
     });
-    if (!words.length) cloud.append(el("li", { class: "muted cloud-empty" }, "No words yet."));
+    if (!words.length) cloud.append(el("li", { class: "muted cloud-empty" }, "No words to show."));
     box.append(cloud);
   }
   box.append(el("p", { class: "poll-respondents muted" }, plural(respondents, "answer")));

@@ -8,6 +8,7 @@
  * from one person: the bar rests for a moment when the server says `rate_limited`.
  */
 
+import { styled } from "./polls.js";
 import { el } from "./qa.js";
 import { ProtocolError } from "./roomcast.js";
 
@@ -62,10 +63,11 @@ export class ReactionLayer {
     for (const [name, count] of entries) {
       const shown = Math.max(1, Math.round(count * scale));
       for (let n = 0; n < shown; n += 1) {
-        const bubble = el("span", {
-          class: "reaction-float",
-          style: `left: ${4 + Math.random() * 26}%; animation-delay: ${Math.round(Math.random() * 800)}ms; --drift: ${Math.round(Math.random() * 60 - 30)}px`,
-        }, EMOJI[name]);
+        const bubble = styled(el("span", { class: "reaction-float" }, EMOJI[name]), {
+          left: `${4 + Math.random() * 26}%`,
+          "animation-delay": `${Math.round(Math.random() * 800)}ms`,
+          "--drift": `${Math.round(Math.random() * 60 - 30)}px`,
+        });
         bubble.addEventListener("animationend", () => bubble.remove());
         this.node.append(bubble);
       }
