@@ -24,6 +24,7 @@ from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
 from channels.broker import Broker
+from server.accounts.jobs import send_password_reset
 from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
@@ -165,6 +166,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
             scan_meeting_reminders,
             send_meeting_reminder,
             purge_old_notifications,
+            send_password_reset,
             calendar_sync,
             calendar_renew,
             calendar_scan,
