@@ -20,12 +20,14 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from channels.broker import Broker
-from channels.gateway import GatewayConfig, GatewayPlugin
+from channels.config import GatewayConfig
 from channels.metrics import Metrics
+from channels.plugin import GatewayPlugin
 from channels.presence import PresenceTracker
+from channels.pubsub import RedisPubSub
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
+from channels.stream import RedisStream
 from server import ops
 from server.auth import revocation
 from server.auth import routes as auth_routes
@@ -56,15 +58,16 @@ def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
     redis = redis_client(settings.redis_url)
     metrics = Metrics()
+    stream = RedisStream(redis, settings.redis_prefix, metrics=metrics)
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix, metrics=metrics),
+        broker=stream,
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
-    gateway = realtime_gateway(services, votes)
+    gateway = realtime_gateway(services, stream, votes)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -107,7 +110,7 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
+def realtime_gateway(services: Services, stream: RedisStream, votes: VoteCoalescer) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
@@ -130,7 +133,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
     ]
     return GatewayPlugin(
         GatewayConfig(
-            broker=services.broker,
+            stream=stream,
+            pubsub=RedisPubSub(services.redis, settings.redis_prefix, metrics=services.metrics),
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,
@@ -142,6 +146,10 @@ def realtime_gateway(services: Services, votes: VoteCoalescer) -> GatewayPlugin:
             metrics=services.metrics,
             allowed_origins=settings.allowed_origins,
             heartbeat_s=settings.heartbeat_s,
+            auth_timeout_s=settings.ws_auth_timeout_s,
+            max_queue_bytes=settings.send_queue_bytes,
+            max_sockets_per_address=settings.max_sockets_per_address,
+            max_unauthenticated_per_address=settings.max_unauthenticated_per_address,
             public_url=settings.public_url,
         )
     )

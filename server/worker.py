@@ -23,7 +23,7 @@ from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
-from channels.broker import Broker
+from channels.stream import RedisStream
 from server.db import Database
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
 from server.services import Services, redis_client
@@ -122,7 +122,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix),
+        broker=RedisStream(redis, settings.redis_prefix),
     )
     stats_key = services.key("jobs", "stats")
 

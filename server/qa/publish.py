@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from channels.broker import Broker
 from channels.protocol import Event
+from channels.seams import Publisher
 from server.qa.frames import (
     Author,
     ModeratorQuestionOut,
@@ -86,7 +86,7 @@ def events_for(change: Change) -> list[Event]:
     return events
 
 
-async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
     """Publish every event of `changes`; events of one room keep their order."""
     by_room: dict[str, list[Event]] = {}
     for change in changes:

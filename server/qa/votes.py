@@ -22,7 +22,7 @@ import uuid
 
 from redis.asyncio import Redis
 
-from channels.broker import Broker
+from channels.seams import Publisher
 from server.db import Database
 from server.qa.frames import QuestionVotes
 from server.rooms import meeting_room, moderation_room
@@ -58,7 +58,7 @@ return 1
 
 
 class VoteCoalescer:
-    def __init__(self, db: Database, redis: Redis, broker: Broker, key_prefix: str) -> None:
+    def __init__(self, db: Database, redis: Redis, broker: Publisher, key_prefix: str) -> None:
         self._db = db
         self._broker = broker
         self._prefix = key_prefix
