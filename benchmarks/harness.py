@@ -212,6 +212,21 @@ class Harness:
             snap["fanout_buckets"] = self.fanout_buckets()
         return snap
 
+    def roomcast_writes(self) -> dict[str, int]:
+        """roomcast's `ws.authenticated` log lines by `direct=`: sessions whose fan-out skips ASGI (channels/wire.py).
+
+        Direct writes need uvicorn's `websockets-sansio` connection to look as channels/wire.py
+        expects; on another uvicorn they silently fall back to ASGI `send`, at about twice the
+        server CPU per frame (docs/benchmarks.md), so every roomcast result records which it was.
+        """
+        counts = {"direct": 0, "asgi": 0}
+        for server in self.fleet.servers:
+            with contextlib.suppress(OSError):
+                for line in server.log.read_text(errors="replace").splitlines():
+                    if "ws.authenticated" in line:
+                        counts["direct" if "direct=True" in line else "asgi"] += 1
+        return counts
+
     def fanout_buckets(self) -> dict[float, float]:
         """roomcast's own publish -> written-to-socket histogram, summed over live servers."""
         buckets: dict[float, float] = {}

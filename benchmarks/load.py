@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib.metadata
+import os
+import signal
 import statistics
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +44,17 @@ def median(values: list[float]) -> float | None:
 
 
 async def saturate(
-    h: Harness, args: argparse.Namespace, rows: list[dict[str, Any]], repeats: int
+    h: Harness, args: argparse.Namespace, rows: list[dict[str, Any]], repeats: int, first: int = 0
 ) -> list[dict[str, Any]]:
+    """`repeats` delivery-paced saturation phases, numbered from `first` + 1; a warm-up before the first of all."""
     pub = h.publisher or await h.open_publisher(args.publishers)
-    h.phase = "warm-up"
-    await pub.windowed(args.window, args.warmup)
-    await pub.drain()
+    if first == 0:
+        h.phase = "warm-up"
+        await pub.windowed(args.window, args.warmup)
+        await pub.drain()
     out = []
-    for rep in range(repeats):
-        h.phase = f"saturation {rep + 1}/{repeats}"
+    for rep in range(first, first + repeats):
+        h.phase = f"saturation {rep + 1}/{getattr(args, 'repeats', repeats)}"
         await h.latencies()
         profiling = h.profile_start(f"{h.fleet.kind}-fanout", args.duration) if args.profile and rep == 0 else []
         a = h.snapshot()
@@ -64,28 +71,61 @@ async def saturate(
     return out
 
 
+def rotated(items: list[str], by: int) -> list[str]:
+    """`items` starting at index `by` (wrapping): who goes first changes every round."""
+    by %= len(items)
+    return items[by:] + items[:by]
+
+
 async def scenario_fanout(args: argparse.Namespace, progress: report.Progress) -> dict[str, Any]:
+    """Both targets run at once; their repeats alternate (roomcast, baseline, then baseline, roomcast...),
+    so a change in the machine's load during the run reaches both alike (issue 19)."""
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
-    for kind in targets(args):
-        async with running(kind, args, progress) as h:
+    kinds = targets(args)
+    sat: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    async with contextlib.AsyncExitStack() as stack:
+        harnesses: dict[str, Harness] = {}
+        for kind in kinds:
+            harnesses[kind] = h = await stack.enter_async_context(running(kind, args, progress))
             h.start_workers()
             h.rss0 = h.fleet.rss()
             summary[f"{kind}_connect"] = await h.connect_clients(args.members)
-            sat = await saturate(h, args, rows, args.repeats)
-            summary[f"{kind}_frames_per_s"] = median([r["frames_per_s"] for r in sat])
-            summary[f"{kind}_events_per_s"] = median([r["events_per_s"] for r in sat])
-            summary[f"{kind}_cpu_us_per_frame"] = median([r["cpu_us_per_frame"] for r in sat])
-            summary[f"{kind}_frames_per_server_core_s"] = median([r["frames_per_server_core_s"] for r in sat])
+            if kind == "roomcast":
+                summary["roomcast_writes"] = h.roomcast_writes()
+        for rep in range(args.repeats):
+            for kind in rotated(kinds, rep):
+                sat[kind] += await saturate(harnesses[kind], args, rows, 1, first=rep)
+    for kind, phases in sat.items():
+        summary[f"{kind}_frames_per_s"] = median([r["frames_per_s"] for r in phases])
+        summary[f"{kind}_events_per_s"] = median([r["events_per_s"] for r in phases])
+        summary[f"{kind}_cpu_us_per_frame"] = median([r["cpu_us_per_frame"] for r in phases])
+        summary[f"{kind}_frames_per_server_core_s"] = median([r["frames_per_server_core_s"] for r in phases])
     checks = []
     if summary.get("roomcast_frames_per_s") and summary.get("baseline_frames_per_s"):
         ratio = summary["roomcast_frames_per_s"] / summary["baseline_frames_per_s"]
         summary["ratio_to_baseline"] = ratio
+        summary["ratio_to_baseline_by_round"] = [
+            r["frames_per_s"] / b["frames_per_s"] for r, b in zip(sat["roomcast"], sat["baseline"], strict=True)
+        ]
+        summary["cpu_per_frame_ratio_by_round"] = [
+            r["cpu_us_per_frame"] / b["cpu_us_per_frame"]
+            for r, b in zip(sat["roomcast"], sat["baseline"], strict=True)
+            if r["cpu_us_per_frame"] and b["cpu_us_per_frame"]
+        ]
         checks.append(("delivered rate >= 0.5x baseline (aim 0.8x)", ratio >= 0.5, f"{ratio:.2f}x"))
+    if "roomcast_writes" in summary:
+        checks.append(direct_check(summary["roomcast_writes"]))
     if summary.get("roomcast_cpu_us_per_frame"):
         us = summary["roomcast_cpu_us_per_frame"]
         checks.append(("<= 25 us server CPU per delivered frame (stretch 15)", us <= 25, f"{us:.1f} us"))
     return {"rows": rows, "summary": summary, "checks": checks}
+
+
+def direct_check(writes: dict[str, int]) -> tuple[str, bool, str]:
+    """A PASS/MISS line for `Harness.roomcast_writes()`: the figures mean little if roomcast fell back to ASGI."""
+    ok = writes["asgi"] == 0 and writes["direct"] > 0
+    return ("roomcast writes fan-out frames directly", ok, f"{writes['direct']} direct, {writes['asgi']} through ASGI")
 
 
 # --- scenario 3: latency under load --------------------------------------------------------------
@@ -239,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def code_version() -> dict[str, str]:
+def code_version() -> dict[str, Any]:
     """The commit measured, and whether the shared work tree had uncommitted changes to the server."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -252,7 +292,46 @@ def code_version() -> dict[str, str]:
         ).stdout
     except OSError:
         return {}
-    return {"commit": commit, "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines())}
+    return {
+        "commit": commit,
+        "server_changes_uncommitted": ", ".join(line[3:] for line in dirty.splitlines()),
+        "stack": stack_versions(),
+        "machine": machine(),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: CPU model and count, clock, kernel, load average at the start."""
+    out: dict[str, Any] = {"nproc": os.cpu_count(), "kernel": os.uname().release, "load_average": os.getloadavg()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu MHz") and key not in out:
+                    out[key] = value.strip()
+    except OSError:
+        pass
+    return out
+
+
+def stack_versions() -> dict[str, str]:
+    """Versions of what the servers and the load generator run on (another uvicorn can change the result)."""
+    out = {"python": sys.version.split()[0]}
+    for dist in ("uvicorn", "websockets", "uvloop", "httptools", "litestar", "msgspec", "redis", "asyncpg"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+async def stoppable(scenario: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run `scenario`; SIGTERM (e.g. from `timeout`) cancels it like Ctrl-C, so its servers, database and keys go."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await scenario
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = report.Progress()
     version = code_version()  # what the servers start from
     try:
-        result = asyncio.run(args.run(args, progress))
-    except KeyboardInterrupt:
+        result = asyncio.run(stoppable(args.run(args, progress)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
         progress.note("interrupted")
         return 130
     progress.done()
@@ -274,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in result.get("summary", {}).items():
         if isinstance(value, float):
             print(f"{key}: {value:.2f}")
+        elif isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+            print(f"{key}: {', '.join(f'{v:.2f}' for v in value)}")
         elif isinstance(value, dict) and "p50_ms" in value:
             print(f"{key}: p50 {value['p50_ms']:.1f} ms, p99 {value['p99_ms']:.1f} ms, max {value['max_ms']:.1f} ms")
     result["args"] = {k: v for k, v in vars(args).items() if k != "run"}

@@ -38,6 +38,9 @@ from server.meetings.policy import MeetingRoomPolicy
 from server.notifications import handlers as notification_handlers
 from server.notifications import triggers
 from server.notifications.service import unread_count
+from server.polls import handlers as poll_handlers
+from server.polls import routes as poll_routes
+from server.polls.reactions import ReactionTally
 from server.protocol import CLIENT_FRAMES, SERVER_FRAMES
 from server.qa import handlers as qa_handlers
 from server.qa import routes as qa_routes
@@ -67,7 +70,12 @@ def create_app(settings: Settings) -> Litestar:
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
-    gateway = realtime_gateway(services, stream, votes)
+    polls = poll_handlers.PollFrames(
+        services,
+        poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
+        ReactionTally(redis, settings.redis_prefix, services.broker),
+    )
+    gateway = realtime_gateway(services, stream, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -82,6 +90,7 @@ def create_app(settings: Settings) -> Litestar:
                 await worker.stop()
                 worker_task.cancel()
             await votes.close()
+            await polls.close()
             await services.redis.aclose()
             await services.db.close()
             log.info("app.stopped")
@@ -90,7 +99,14 @@ def create_app(settings: Settings) -> Litestar:
         return services
 
     return Litestar(
-        route_handlers=[ops.router, web.router, auth_routes.router, meeting_routes.router, qa_routes.router],
+        route_handlers=[
+            ops.router,
+            web.router,
+            auth_routes.router,
+            meeting_routes.router,
+            qa_routes.router,
+            poll_routes.router,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         lifespan=[lifespan],
         plugins=[gateway],
@@ -110,7 +126,9 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services, stream: RedisStream, votes: VoteCoalescer) -> GatewayPlugin:
+def realtime_gateway(
+    services: Services, stream: RedisStream, votes: VoteCoalescer, polls: poll_handlers.PollFrames
+) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
@@ -120,6 +138,8 @@ def realtime_gateway(services: Services, stream: RedisStream, votes: VoteCoalesc
             services,
             presence_count=presence.count,
             questions_snapshot=functools.partial(qa_handlers.questions_snapshot, services),
+            polls_snapshot=functools.partial(poll_handlers.polls_snapshot, services),
+            mine=functools.partial(poll_handlers.mine_snapshot, services),
         ),
     ]
     routers = [
@@ -129,6 +149,7 @@ def realtime_gateway(services: Services, stream: RedisStream, votes: VoteCoalesc
             on_answered=triggers.question_answered,
             on_dismissed=triggers.question_dismissed,
         ).router(),
+        poll_handlers.build_router(polls),
         notification_handlers.build_router(services),
     ]
     return GatewayPlugin(

@@ -11,6 +11,7 @@ TABLE_MODULES = [
     "server.meetings.tables",
     "server.qa.tables",
     "server.notifications.tables",
+    "server.polls.tables",
 ]
 """Every feature's `tables.py`; a new feature with tables adds its module here."""
 

@@ -14,20 +14,23 @@ from channels.protocol import CORE_CLIENT_FRAMES, CORE_SERVER_FRAMES, ClientFram
 from server.meetings.events import MeetingUpdated
 from server.notifications.handlers import NOTIFICATION_CLIENT_FRAMES
 from server.notifications.service import NotificationEvent
+from server.polls.frames import POLL_CLIENT_FRAMES, POLL_EVENTS
 from server.qa.frames import QA_CLIENT_FRAMES, QA_EVENTS
 
 CLIENT_FRAMES: Final[tuple[type[ClientFrame], ...]] = (
     *CORE_CLIENT_FRAMES,
     *QA_CLIENT_FRAMES,
+    *POLL_CLIENT_FRAMES,
     *NOTIFICATION_CLIENT_FRAMES,
 )
-"""Core frames (auth, join, leave, ping), then each feature's (Q&A, notifications)."""
+"""Core frames (auth, join, leave, ping), then each feature's (Q&A, polls and reactions, notifications)."""
 
 SERVER_FRAMES: Final[tuple[type[ServerFrame], ...]] = (
     *CORE_SERVER_FRAMES,
     PresenceChanged,
     MeetingUpdated,
     *QA_EVENTS,
+    *POLL_EVENTS,
     NotificationEvent,
 )
 """Core frames (welcome, joined, reply, error, pong), then room events of every feature."""

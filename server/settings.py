@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import msgspec
 from dotenv import dotenv_values
 
+from channels.shards import redact_url
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
@@ -40,6 +42,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """WebSocket handshakes from any other Origin are refused with 403; empty allows any."""
     redis_prefix: str = "roomcast"
     """Every Redis key and pub/sub channel starts with this, so deployments and tests can share a Redis."""
+    room_redis_urls: tuple[str, ...] = ()
+    """The room shards, in order: each room's stream, presence and fan-out channel live on one of them,
+    chosen by jump consistent hash of its shard key (`channels.shards`). Empty: every room stays on
+    `redis_url`, which always keeps the job queue, rate limits, caches and control messages. Every
+    process must be given the same list in the same order."""
     ask_per_minute: int = 5
     """Questions one user may ask per minute in one meeting."""
     vote_per_minute: int = 60
@@ -139,6 +146,23 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _redis_urls(value: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    if not urls:
+        raise ValueError("expected comma-separated Redis URLs")
+    seen: set[str] = set()
+    for url in urls:
+        try:
+            _REDIS(url)
+        except ValueError:
+            shown = redact_url(url)
+            raise ValueError(f"expected comma-separated redis://, rediss:// or unix:// URLs, got {shown!r}") from None
+        if url in seen:
+            raise ValueError(f"{redact_url(url)} is listed twice (each shard once, in a fixed order)")
+        seen.add(url)
+    return urls
+
+
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
@@ -154,15 +178,17 @@ def _log_level(value: str) -> str:
 
 
 _HTTP = _url("http", "https")
+_REDIS = _url("redis", "rediss", "unix")
 
 # field name -> (environment variable, parser)
 _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "database_url": ("DATABASE_URL", _url("postgres", "postgresql")),
-    "redis_url": ("REDIS_URL", _url("redis", "rediss", "unix")),
+    "redis_url": ("REDIS_URL", _REDIS),
     "data_dir": ("ROOMCAST_DATA_DIR", lambda v: Path(_text(v))),
     "secret_key": ("ROOMCAST_SECRET_KEY", _text),
     "allowed_origins": ("ROOMCAST_ALLOWED_ORIGINS", _origins),
     "redis_prefix": ("ROOMCAST_REDIS_PREFIX", _prefix),
+    "room_redis_urls": ("ROOMCAST_ROOM_REDIS_URLS", _redis_urls),
     "ask_per_minute": ("ROOMCAST_ASK_PER_MINUTE", _positive_int),
     "vote_per_minute": ("ROOMCAST_VOTE_PER_MINUTE", _positive_int),
     "join_per_minute": ("ROOMCAST_JOIN_PER_MINUTE", _positive_int),
@@ -217,7 +243,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         try:
             values[field] = parse(raw)
         except ValueError as err:
-            raise SettingsError(f"{env}={raw}: {err}") from None
+            shown = ",".join(redact_url(part) for part in raw.split(",")) if "url" in field else raw  # no passwords
+            raise SettingsError(f"{env}={shown}: {err}") from None
     settings = Settings(**values)
     if not settings.secret_key:
         settings = msgspec.structs.replace(settings, secret_key=_stored_secret(settings.data_dir))

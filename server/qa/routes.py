@@ -39,30 +39,32 @@ def csv_line(cells: Iterable[Any]) -> str:
     return buffer.getvalue()
 
 
-async def csv_chunks(services: Services, meeting_id: uuid.UUID) -> AsyncIterator[bytes]:
-    lines = [csv_line(HEADER)]
-    async for row in export_rows(services.db.pool, meeting_id):
-        lines.append(
-            csv_line(
-                [
-                    str(row["id"]),
-                    row["status"],
-                    "true" if row["pinned"] else "false",
-                    row["votes"],
-                    "" if row["anonymous"] else row["author_name"],
-                    "true" if row["anonymous"] else "false",
-                    row["text"],
-                    row["answer"] or "",
-                    iso_z(row["created_at"]),
-                    iso_z(row["answered_at"]) or "",
-                ]
-            )
-        )
+async def csv_stream(header: list[str], rows: AsyncIterator[list[Any]]) -> AsyncIterator[bytes]:
+    """A CSV document (header, then `rows`, every cell neutralised), in chunks of ROWS_PER_CHUNK lines."""
+    lines = [csv_line(header)]
+    async for row in rows:
+        lines.append(csv_line(row))
         if len(lines) >= ROWS_PER_CHUNK:
             yield "".join(lines).encode()
             lines = []
     if lines:
         yield "".join(lines).encode()
+
+
+async def question_cells(services: Services, meeting_id: uuid.UUID) -> AsyncIterator[list[Any]]:
+    async for row in export_rows(services.db.pool, meeting_id):
+        yield [
+            str(row["id"]),
+            row["status"],
+            "true" if row["pinned"] else "false",
+            row["votes"],
+            "" if row["anonymous"] else row["author_name"],
+            "true" if row["anonymous"] else "false",
+            row["text"],
+            row["answer"] or "",
+            iso_z(row["created_at"]),
+            iso_z(row["answered_at"]) or "",
+        ]
 
 
 @get(
@@ -73,7 +75,7 @@ async def csv_chunks(services: Services, meeting_id: uuid.UUID) -> AsyncIterator
 )
 async def export_questions(meeting_id: uuid.UUID, services: NamedDependency[Services]) -> Stream:
     return Stream(
-        csv_chunks(services, meeting_id),
+        csv_stream(HEADER, question_cells(services, meeting_id)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="questions-{meeting_id}.csv"'},
     )

@@ -42,7 +42,7 @@ def clean_text(text: str, max_length: int) -> str:
     return text
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Lower case without accents, so matching ignores both."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
@@ -55,10 +55,10 @@ def blocked_words_in(text: str, blocked: list[str]) -> list[str]:
     """The blocked words (as configured) that occur in `text` as whole words."""
     if not blocked:
         return []
-    haystack = " " + " ".join(_WORD.findall(_fold(text))) + " "
+    haystack = " " + " ".join(_WORD.findall(fold(text))) + " "
     found = []
     for word in blocked:
-        needle = " ".join(_WORD.findall(_fold(word)))
+        needle = " ".join(_WORD.findall(fold(word)))
         if needle and f" {needle} " in haystack:
             found.append(word)
     return found

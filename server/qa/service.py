@@ -459,6 +459,17 @@ async def snapshot(
     return [dict(row) for row in rows]
 
 
+async def my_votes(pool: asyncpg.Pool, meeting_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
+    """The ids of the meeting's questions the user has upvoted (for the snapshot's `mine`)."""
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            """SELECT v.question FROM votes v JOIN questions q ON q.id = v.question
+               WHERE q.meeting = $1 AND v."user" = $2 ORDER BY v.created_at""",
+            meeting_id, user_id,
+        )  # fmt: skip
+    return [str(row["question"]) for row in rows]
+
+
 async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moderation: bool) -> list[Row]:
     """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first."""
     statuses = ["pending", "live", "answered"] if moderation else list(PUBLIC_STATUSES)

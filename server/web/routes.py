@@ -1,4 +1,4 @@
-"""The pages served to browsers: the participant page and the presenter page, plus their static assets.
+"""The pages served to browsers: the owner's home page, the participant page and the presenter page, plus assets.
 
 The pages are plain HTML with JavaScript modules under `static/` (no build step, nothing loaded
 from another origin) and speak only the public protocol: REST for joining and signing in, `/ws`
@@ -11,10 +11,14 @@ page, which then says in words what is wrong instead of showing a JSON error.
 
 from __future__ import annotations
 
-from functools import cache
+import io
+import re
+from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
-from litestar import MediaType, Response, Router, get
+import segno
+from litestar import MediaType, Request, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -45,16 +49,60 @@ def _html(name: str) -> Response[str]:
     return Response(_page(name), media_type=MediaType.HTML, headers=PAGE_HEADERS)
 
 
+SIGNED_IN_COOKIE = "roomcast_signed_in"
+"""Set by the pages' script while someone is signed in in this browser (tokens live in localStorage, which
+the server cannot see). Only a hint of which page to serve at `/`, never a credential."""
+
+
 @get("/", include_in_schema=False, sync_to_thread=False)
+def home_or_join(request: Request[Any, Any, Any]) -> Response[str]:
+    """The owner's home page for someone signed in; the join form (then the meeting) for everyone else."""
+    return _html("home.html" if request.cookies.get(SIGNED_IN_COOKIE) == "1" else "participant.html")
+
+
+@get(["/join"], include_in_schema=False, sync_to_thread=False)
 def join_page() -> Response[str]:
-    """The participant page: the join form (join code and name), then the meeting."""
+    """The participant page's join form, for signed-in people too (one click from their home page)."""
     return _html("participant.html")
+
+
+@get(["/signin", "/signup"], include_in_schema=False, sync_to_thread=False)
+def sign_in_page() -> Response[str]:
+    """The home page's sign-in and sign-up forms; once signed in it shows the meetings."""
+    return _html("home.html")
 
 
 @get("/m/{join_code:str}", include_in_schema=False, sync_to_thread=False)
 def direct_link() -> Response[str]:
     """The participant page for one meeting: asks only for a name (the page reads the code from the URL)."""
     return _html("participant.html")
+
+
+@get("/m/{join_code:str}/qr.svg", include_in_schema=False, sync_to_thread=False)
+def direct_link_qr(request: Request[Any, Any, Any], join_code: str) -> Response[bytes]:
+    """A QR code (SVG, drawn here: no outside service) of the direct link, for present mode.
+
+    The link is built from the address this request came to, so it is the one the presenter's page
+    shows; people scanning it from the room's screen must reach the server at that address.
+    """
+    code = join_code.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9]{1,20}", code):
+        return Response(b"", status_code=404, media_type="image/svg+xml")
+    return Response(
+        _qr_svg(f"{str(request.base_url).rstrip('/')}/m/{code}"),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@lru_cache(maxsize=256)
+def _qr_svg(text: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(
+        buffer, kind="svg", border=2, xmldecl=False, omitsize=True, dark="#000", light="#fff"
+    )
+    # crisp module edges at any size; a meaningful name for screen readers
+    return buffer.getvalue().replace(b"<svg ", b'<svg shape-rendering="crispEdges" role="img" ', 1)
 
 
 @get("/present/{meeting_id:str}", include_in_schema=False, sync_to_thread=False)
@@ -97,4 +145,16 @@ def api_docs_plugin() -> SwaggerRenderPlugin:
     )
 
 
-router = Router(path="/", route_handlers=[join_page, direct_link, presenter_page, static, swagger_ui])
+router = Router(
+    path="/",
+    route_handlers=[
+        home_or_join,
+        join_page,
+        sign_in_page,
+        direct_link,
+        direct_link_qr,
+        presenter_page,
+        static,
+        swagger_ui,
+    ],
+)

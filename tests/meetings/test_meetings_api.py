@@ -430,6 +430,13 @@ async def test_add_and_remove_presenters(client: Client) -> None:
     assert again.status_code == 201
     await join_as_user(client, pat["access_token"], meeting["join_code"])  # joining does not demote
     assert (await client.get(f"{API}/meetings/{meeting['id']}", headers=pat_headers)).status_code == 200
+    listed = await client.get(url, headers=pat_headers)  # presenters see who else presents, with emails
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {
+        "items": [
+            {"user_id": pat["user"]["id"], "email": pat["user"]["email"], "display_name": pat["user"]["display_name"]}
+        ]
+    }
 
     removed = await client.delete(f"{url}/{pat['user']['id']}", headers=auth_header(owner["access_token"]))
     assert removed.status_code == 204
@@ -438,6 +445,8 @@ async def test_add_and_remove_presenters(client: Client) -> None:
     assert_error(
         await client.delete(f"{url}/{pat['user']['id']}", headers=auth_header(owner["access_token"])), 404, "not_found"
     )
+    assert (await client.get(url, headers=auth_header(owner["access_token"]))).json() == {"items": []}
+    assert_error(await client.get(url, headers=pat_headers), 404, "not_found")
 
 
 async def test_presenter_failures(client: Client) -> None:

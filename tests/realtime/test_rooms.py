@@ -82,7 +82,7 @@ async def test_join_authorisation_for_every_room_kind(pair: Pair) -> None:
                 if outcome is None:
                     assert answer["type"] == "joined" and answer["room"] == room, (name, room, answer)
                     snapshot = answer["snapshot"]
-                    assert set(snapshot) == {"meeting", "questions", "presence"}
+                    assert set(snapshot) == {"meeting", "questions", "presence", "polls", "mine"}
                     assert snapshot["meeting"]["id"] == meeting and snapshot["questions"] == []
                     assert snapshot["presence"]["count"] >= 1
                 else:

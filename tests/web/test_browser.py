@@ -71,6 +71,21 @@ def item(page: Page, text: str, list_id: str = "questions") -> Locator:
     return page.locator(f"#{list_id}").get_by_role("listitem").filter(has_text=text)
 
 
+async def answer(card: Locator, text: str) -> None:
+    """The presenter writes an answer (the box opens on demand) and marks the question answered."""
+    await card.get_by_role("button", name="Write answer").click()
+    await card.get_by_label("Answer (optional)").fill(text)
+    await card.locator(".panel-answer").get_by_role("button", name="Mark answered").click()
+
+
+async def dismiss(card: Locator, reason: str | None = None) -> None:
+    """The presenter dismisses a question, with a reason ("Off topic") or the form's first one."""
+    await card.locator(".act-dismiss").click()
+    if reason:
+        await card.get_by_label("Reason").select_option(label=reason)
+    await card.get_by_role("button", name="Dismiss question").click()
+
+
 async def ask(page: Page, text: str, *, anonymous: bool = False) -> None:
     await page.get_by_label("Your question").fill(text)
     checkbox = page.get_by_label("Ask anonymously")
@@ -132,15 +147,14 @@ async def test_post_moderation_two_servers_ask_vote_pin_answer_dismiss(
 
     # Answered, with an answer text.
     presenter_item = item(presenter, "roadmap", "live")
-    await presenter_item.get_by_label("Answer (optional)").fill("We publish it in March.")
-    await presenter_item.get_by_role("button", name="Mark answered").click()
+    await answer(presenter_item, "We publish it in March.")
     await expect(item(ben, "roadmap")).to_contain_text("Answered")
     await expect(item(ben, "roadmap")).to_contain_text("We publish it in March.")
     await expect(item(ann, "roadmap")).to_contain_text("We publish it in March.")
     await expect(ann.locator("#meeting-notice")).to_contain_text("was answered: We publish it in March.")
 
     # Dismissed: gone for the participants, kept under "Dismissed" for the presenter.
-    await item(presenter, "office move", "live").get_by_role("button", name="Dismiss").click()
+    await dismiss(item(presenter, "office move", "live"))
     await expect(item(ann, "office move")).to_have_count(0)
     await expect(item(ben, "office move")).to_have_count(0)
     await expect(presenter.locator("#dismissed-count")).to_have_text("1")
@@ -173,7 +187,7 @@ async def test_pre_moderation_approval_dismissal_and_limits(start_servers: Start
     presenter = await sign_in(presenter_tab, two, meeting, owner["user"]["email"])
     ann = await join_by_link(ann_tab, one, meeting["join_code"], "Ann")
     ben = await join_from_home(ben_tab, two, meeting["join_code"], "Ben")
-    await expect(presenter.get_by_text("Pre-moderation")).to_be_visible()
+    await expect(presenter.locator("#moderation-mode")).to_contain_text("Pre-moderation")
 
     # The meeting refuses anonymous questions: no checkbox. Its limit is 120 characters.
     await expect(ann.get_by_label("Ask anonymously")).to_be_hidden()
@@ -187,7 +201,7 @@ async def test_pre_moderation_approval_dismissal_and_limits(start_servers: Start
     await expect(ann.get_by_text("awaiting approval by a moderator")).to_be_visible()
     pending = item(presenter, "slides", "pending")
     await expect(pending.get_by_role("button", name="Approve")).to_be_visible()
-    await expect(pending.get_by_role("button", name="Dismiss")).to_be_visible()
+    await expect(pending.get_by_role("button", name="Dismiss")).to_be_visible()  # "Dismiss…"
     await expect(presenter.locator("#pending-count")).to_have_text("1")
     await expect(item(ben, "slides")).to_have_count(0)
 
@@ -200,7 +214,7 @@ async def test_pre_moderation_approval_dismissal_and_limits(start_servers: Start
 
     # Dismissed while pending: it leaves the asker's list, and the asker is told.
     await ask(ann, "Is lunch included?")
-    await item(presenter, "lunch", "pending").get_by_role("button", name="Dismiss").click()
+    await dismiss(item(presenter, "lunch", "pending"), "Off topic")
     await expect(item(ann, "lunch")).to_have_count(0)
     await expect(ann.get_by_text("A moderator dismissed your question")).to_be_visible()
     await expect(item(ben, "lunch")).to_have_count(0)

@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.web.conftest import DESKTOP, PHONE, OpenTab
-from tests.web.test_browser import StartServers, ask, item, join_by_link, owner_and_meeting, sign_in
+from tests.web.test_browser import StartServers, answer, ask, item, join_by_link, owner_and_meeting, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -64,8 +64,7 @@ async def test_pages_at_desktop_and_phone_width(start_servers: StartServers, ope
     await expect(item(presenter, "offline meeting rooms", "live")).to_contain_text("2 votes")
     await item(presenter, "roadmap", "live").get_by_role("button", name="Pin").click()
     answered = item(presenter, "spreadsheet", "live")
-    await answered.get_by_label("Answer (optional)").fill("Yes: Download CSV on the presenter page.")
-    await answered.get_by_role("button", name="Mark answered").click()
+    await answer(answered, "Yes: Download CSV on the presenter page.")
     await expect(item(ann, "spreadsheet")).to_contain_text("Answered")
     await expect(item(ann, "hackathon")).to_contain_text("Awaiting approval")
     await expect(item(presenter, "hackathon", "pending")).to_contain_text("spoiler")

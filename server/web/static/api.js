@@ -60,20 +60,46 @@ export function inWords(seconds) {
   return `in ${m} minute${m === 1 ? "" : "s"}`;
 }
 
+/** Set while someone is signed in in this browser, so `/` serves the owner's home page instead of the join form. */
+const SIGNED_IN_COOKIE = "roomcast_signed_in";
+
+/** Refresh the access token this long before it expires. */
+const REFRESH_AHEAD_MS = 60_000;
+
 /**
- * A signed-in user's tokens, kept in this tab's sessionStorage.
+ * A signed-in user's tokens, kept in localStorage and shared by this browser's tabs (the home
+ * page, the presenter page, Account, Calendar).
  *
- * Per tab on purpose: refresh tokens rotate, and two tabs sharing one would race to spend it (a
- * spent refresh token revokes the whole login, SPEC section 3).
+ * Refresh tokens rotate and a spent one revokes the whole login (SPEC section 3), so tabs must
+ * never spend the same one twice: a refresh runs under a Web Lock (where the browser offers them)
+ * and first re-reads storage, taking the tokens another tab already got. The access token is
+ * refreshed REFRESH_AHEAD_MS before it expires; a refresh refused with 401 (reuse detected, the
+ * login revoked) signs this browser out. Listeners of "change" hear every sign-in and sign-out,
+ * from this tab or another.
  */
-export class Session {
+export class Session extends EventTarget {
   constructor(key = "roomcast.session") {
+    super();
     this.key = key;
     this._refreshing = null;
+    this._timer = null;
+    this.data = this._read();
+    this._schedule();
+    window.addEventListener("storage", (event) => {
+      if (event.key !== this.key) return;
+      const before = this.signedIn;
+      this.data = this._read();
+      this._schedule();
+      if (before !== this.signedIn || !this.signedIn) this._changed(this.signedIn ? "signed-in" : "signed-out");
+    });
+  }
+
+  _read() {
     try {
-      this.data = JSON.parse(sessionStorage.getItem(key) ?? "null");
+      const data = JSON.parse(localStorage.getItem(this.key) ?? "null");
+      return data?.access_token ? data : null;
     } catch {
-      this.data = null;
+      return null;
     }
   }
 
@@ -89,51 +115,97 @@ export class Session {
     return this.data?.access_token ?? null;
   }
 
-  _save(data) {
+  _save(data, reason = null) {
+    if (data && data.expires_in && !data.expires_at) data = { ...data, expires_at: Date.now() + data.expires_in * 1000 };
+    const was = this.signedIn;
     this.data = data;
-    if (data) sessionStorage.setItem(this.key, JSON.stringify(data));
-    else sessionStorage.removeItem(this.key);
+    if (data) {
+      localStorage.setItem(this.key, JSON.stringify(data));
+      document.cookie = `${SIGNED_IN_COOKIE}=1; Path=/; SameSite=Strict; Max-Age=31536000`;
+    } else {
+      localStorage.removeItem(this.key);
+      document.cookie = `${SIGNED_IN_COOKIE}=; Path=/; SameSite=Strict; Max-Age=0`;
+    }
+    this._schedule();
+    if (!data && was) this._changed("signed-out", reason);
+    if (data && !was) this._changed("signed-in");
+  }
+
+  _changed(state, reason = null) {
+    this.dispatchEvent(new CustomEvent("change", { detail: { state, reason } }));
+  }
+
+  /** Refresh a while before the access token expires, so neither REST nor /ws ever presents a stale one. */
+  _schedule() {
+    clearTimeout(this._timer);
+    this._timer = null;
+    if (!this.data?.expires_at) return;
+    const wait = Math.max(1_000, this.data.expires_at - Date.now() - REFRESH_AHEAD_MS);
+    this._timer = setTimeout(() => this.refresh(), Math.min(wait, 2 ** 31 - 1));
   }
 
   async login(email, password) {
     this._save(await api("/auth/login", { method: "POST", body: { email, password } }));
   }
 
+  async register(email, password, displayName) {
+    this._save(
+      await api("/auth/register", { method: "POST", body: { email, password, display_name: displayName } }),
+    );
+  }
+
   /** Swap the refresh token for a new session; resolves false (and signs out) if that fails. */
   refresh() {
     if (!this._refreshing) {
-      const refreshToken = this.data?.refresh_token;
-      this._refreshing = (async () => {
-        if (!refreshToken) return false;
-        try {
-          this._save(await api("/auth/refresh", { method: "POST", body: { refresh_token: refreshToken } }));
-          return true;
-        } catch (err) {
-          if (err instanceof ApiError && err.status === 0) return false; // offline: keep the tokens
-          this._save(null);
-          return false;
-        }
-      })().finally(() => {
+      const locks = navigator.locks;
+      const run = () => this._refreshOnce();
+      this._refreshing = (locks ? locks.request(`${this.key}.refresh`, run) : run()).finally(() => {
         this._refreshing = null;
       });
     }
     return this._refreshing;
   }
 
+  async _refreshOnce() {
+    const held = this.data?.refresh_token;
+    const stored = this._read();
+    if (stored && stored.refresh_token !== held && stored.expires_at - Date.now() > REFRESH_AHEAD_MS) {
+      this.data = stored; // another tab refreshed meanwhile: take its tokens, spend nothing
+      this._schedule();
+      return true;
+    }
+    const refreshToken = stored?.refresh_token ?? held;
+    if (!refreshToken) return false;
+    try {
+      this._save(await api("/auth/refresh", { method: "POST", body: { refresh_token: refreshToken } }));
+      return true;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 0) return false; // offline: keep the tokens
+      this._save(null, "revoked");
+      return false;
+    }
+  }
+
   async logout() {
     const refreshToken = this.data?.refresh_token;
-    this._save(null);
+    this._save(null, "signed-out");
     if (refreshToken) {
       try {
         await api("/auth/logout", { method: "POST", body: { refresh_token: refreshToken } });
       } catch {
-        // the tokens are gone from this tab either way
+        // the tokens are gone from this browser either way
       }
     }
   }
 
-  /** `api()` with the access token; on 401 refreshes once and retries. */
+  /** Refresh first when the access token expires within REFRESH_AHEAD_MS. */
+  async _fresh() {
+    if (this.data?.expires_at && this.data.expires_at - Date.now() < REFRESH_AHEAD_MS) await this.refresh();
+  }
+
+  /** `api()` with the access token (refreshed ahead of expiry); on 401 refreshes once and retries. */
   async call(path, options = {}) {
+    await this._fresh();
     try {
       return await api(path, { ...options, token: this.accessToken });
     } catch (err) {
@@ -144,10 +216,83 @@ export class Session {
 
   /** A raw authorised GET (for downloads); on 401 refreshes once and retries. */
   async fetchRaw(path) {
+    await this._fresh();
     const get = () => fetch(API + path, { headers: { Authorization: `Bearer ${this.accessToken}` } });
     let response = await get();
     if (response.status === 401 && (await this.refresh())) response = await get();
     if (!response.ok) await readResponse(response); // throws the ApiError
     return response;
   }
+}
+
+/**
+ * Show an ApiError's `details` next to the fields they name: `fields` maps a detail key (its
+ * first part: `settings.max_question_length` -> `max_question_length`, `blocked_words[3]` ->
+ * `blocked_words`) to an input. Returns the messages no field took, for a general error line.
+ */
+export function showFieldErrors(err, fields) {
+  for (const input of Object.values(fields)) clearFieldError(input);
+  const rest = [];
+  const details = Array.isArray(err?.details) ? err.details : [];
+  for (const detail of details) {
+    const key = String(detail.key ?? "");
+    const parts = key.replace(/\[\d+\]/g, "").split(".");
+    const input = fields[key] ?? fields[parts[parts.length - 1]] ?? fields[parts[0]];
+    const message = fieldWords(detail.message ?? "");
+    if (input) setFieldError(input, message);
+    else rest.push(message);
+  }
+  if (!details.length && err?.message) rest.push(capitalise(err.message));
+  const first = Object.values(fields).find((input) => input.getAttribute("aria-invalid") === "true");
+  first?.focus();
+  return rest;
+}
+
+export function setFieldError(input, message) {
+  input.setAttribute("aria-invalid", "true");
+  const note = fieldNote(input);
+  note.textContent = message;
+  note.hidden = false;
+}
+
+export function clearFieldError(input) {
+  input.removeAttribute("aria-invalid");
+  const note = document.getElementById(`${input.id}-error`);
+  if (note) {
+    note.textContent = "";
+    note.hidden = true;
+  }
+}
+
+function fieldNote(input) {
+  const id = `${input.id}-error`;
+  let note = document.getElementById(id);
+  if (!note) {
+    note = document.createElement("p");
+    note.id = id;
+    note.className = "field-error";
+    (input.closest(".field") ?? input.parentElement).append(note);
+    const described = input.getAttribute("aria-describedby");
+    input.setAttribute("aria-describedby", described ? `${described} ${id}` : id);
+  }
+  return note;
+}
+
+/** msgspec's words ("Expected `int` >= 1") in a person's words. */
+function fieldWords(message) {
+  const words = message
+    .replace(/^Expected `(str|array)` of length >= 1$/, "must not be empty")
+    .replace(/^Expected `str` of length <= (\d+)$/, "must be at most $1 characters")
+    .replace(/^Expected `array` of length <= (\d+)$/, "can have at most $1 entries")
+    .replace(/^Expected `int` >= (\d+)$/, "must be at least $1")
+    .replace(/^Expected `int` <= (\d+)$/, "must be at most $1")
+    .replace(/^Expected `int`, got `\w+`$/, "must be a whole number")
+    .replace(/^ends_at is before starts_at$/, "the end is before the start")
+    .replace(/^\w+ must/, "must")
+    .replace(/_/g, " ");
+  return capitalise(words) + (/[.!?]$/.test(words) ? "" : ".");
+}
+
+export function capitalise(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : text;
 }
