@@ -29,8 +29,11 @@ from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
 from channels.stream import RedisStream
 from server import ops
+from server.accounts import routes as account_routes
 from server.auth import revocation
 from server.auth import routes as auth_routes
+from server.calendar import routes as calendar_routes
+from server.calendar.service import Calendar
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
@@ -49,7 +52,7 @@ from server.realtime import authenticator
 from server.services import Services, redis_client
 from server.settings import Settings, load_settings
 from server.web import routes as web
-from server.worker import create_worker
+from server.worker import create_worker, make_queue
 
 log = logging.getLogger("roomcast.app")
 
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
+    calendar = Calendar(services, make_queue(settings, redis))
     polls = poll_handlers.PollFrames(
         services,
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
@@ -98,16 +102,26 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services() -> Services:
         return services
 
+    def provide_calendar() -> Calendar:
+        return calendar
+
     return Litestar(
         route_handlers=[
             ops.router,
             web.router,
             auth_routes.router,
+            account_routes.router,
             meeting_routes.router,
             qa_routes.router,
             poll_routes.router,
+            calendar_routes.router,
         ],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "calendar": Provide(provide_calendar, sync_to_thread=False),
+            # meetings reads a `source` event through calendar without importing it
+            "calendar_events": Provide(lambda: calendar.read_source, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,
