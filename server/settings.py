@@ -11,9 +11,10 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -79,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the worker looks for meetings about to start (the reminder's worst-case delay)."""
     notification_retention_days: int = 90
     """Notifications older than this are deleted by a daily job."""
+    smtp_url: str | None = None
+    """Where mail goes: `smtp://user:pass@host:port`, `smtps://` for implicit TLS, `?starttls=true` for
+    STARTTLS. None: no mail is sent (`roomcast reset-link EMAIL` prints a reset link instead)."""
+    mail_from: str = "roomcast@localhost"
+    """The `From` of every mail roomcast sends (an address, optionally `Name <address>`)."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
     google_client_id: str | None = None
@@ -163,6 +169,29 @@ def _flag(value: str) -> bool:
     raise ValueError("expected 1 or 0")
 
 
+def _smtp_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("expected smtp://user:pass@host:port or smtps://...")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ValueError("expected a port number") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if set(query) - {"starttls"} or any(v not in ("true", "false") for v in query.get("starttls", [])):
+        raise ValueError("the only query parameter is starttls=true or starttls=false")
+    if parts.scheme == "smtps" and query.get("starttls") == ["true"]:
+        raise ValueError("smtps:// is already TLS; use smtp://...?starttls=true for STARTTLS")
+    return value.strip()
+
+
+def _mail_address(value: str) -> str:
+    _, address = parseaddr(value.strip())
+    if "@" not in address or any(c.isspace() for c in address):
+        raise ValueError("expected an address like roomcast@example.com or Name <roomcast@example.com>")
+    return value.strip()
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("expected one of debug, info, warning, error")
@@ -196,6 +225,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),
     "notification_retention_days": ("ROOMCAST_NOTIFICATION_RETENTION_DAYS", _positive_int),
+    "smtp_url": ("ROOMCAST_SMTP_URL", _smtp_url),
+    "mail_from": ("ROOMCAST_MAIL_FROM", _mail_address),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
