@@ -42,6 +42,7 @@ from server.meetings.policy import MeetingRoomPolicy
 from server.notifications import handlers as notification_handlers
 from server.notifications import triggers
 from server.notifications.service import unread_count
+from server.outages import GuardedPolicy, guard_router
 from server.polls import handlers as poll_handlers
 from server.polls import routes as poll_routes
 from server.polls.reactions import ReactionTally
@@ -176,8 +177,8 @@ def realtime_gateway(
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,
-            policies=policies,
-            routers=routers,
+            policies=[GuardedPolicy(policy) for policy in policies],
+            routers=[guard_router(router) for router in routers],
             client_frames=CLIENT_FRAMES,
             server_frames=SERVER_FRAMES,
             presence=presence,
@@ -252,10 +253,12 @@ def serving_app(settings: Settings) -> ASGIApp:
 
 def app_from_environment() -> ASGIApp:
     """uvicorn's factory for worker processes: read Settings once from the environment."""
+    from server.http_guard import HeaderTimeoutProtocol
     from server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    HeaderTimeoutProtocol.configure(settings.http_header_timeout_s)  # this worker process's copy
     return serving_app(settings)
 
 

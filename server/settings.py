@@ -109,6 +109,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Client addresses (CIDR networks) that may read `/metrics` without a token; empty: none."""
     metrics_token: str | None = None
     """A bearer token that lets a scraper read `/metrics` from any address; unset: no token works."""
+    forwarded_allow_ips: str | None = None
+    """Addresses of the load balancers whose `X-Forwarded-For`/`-Proto` name the client (comma-separated,
+    or `*` when only the balancer can reach the server); unset: the peer address is the client."""
     http_header_timeout_s: int = 10
     """Seconds a client may take to send a complete HTTP request head (also the keep-alive idle
     limit): a connection that sends half a request line and stops is closed after this."""
@@ -281,6 +284,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "metrics_allow": ("ROOMCAST_METRICS_ALLOW", _networks),
     "metrics_token": ("ROOMCAST_METRICS_TOKEN", _text),
     "http_header_timeout_s": ("ROOMCAST_HTTP_HEADER_TIMEOUT_S", _positive_int),
+    "forwarded_allow_ips": ("ROOMCAST_FORWARDED_ALLOW_IPS", _text),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
     "google_auth_url": ("ROOMCAST_GOOGLE_AUTH_URL", _HTTP),
