@@ -98,6 +98,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The `From` of every mail roomcast sends (an address, optionally `Name <address>`)."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
+    job_sweep_s: int = 60
+    """How often each job worker looks for jobs whose worker died (active past their timeout) and
+    queues them again: the longest a killed worker's job waits, on top of its timeout."""
     exports_per_user: int = 2
     """CSV exports one user may have streaming at once (across every process); more are 429."""
     similar_per_minute: int = 30
@@ -278,6 +281,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "smtp_url": ("ROOMCAST_SMTP_URL", _smtp_url),
     "mail_from": ("ROOMCAST_MAIL_FROM", _mail_address),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
+    "job_sweep_s": ("ROOMCAST_JOB_SWEEP_S", _positive_int),
     "exports_per_user": ("ROOMCAST_EXPORTS_PER_USER", _positive_int),
     "similar_per_minute": ("ROOMCAST_SIMILAR_PER_MINUTE", _positive_int),
     "presenter_adds_per_hour": ("ROOMCAST_PRESENTER_ADDS_PER_HOUR", _positive_int),

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -22,6 +22,7 @@ from saq import CronJob, Worker
 from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
+from saq.types import PartialTimersDict
 
 from channels.stream import RedisStream
 from server.accounts.jobs import send_password_reset
@@ -181,4 +182,6 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
         shutdown=shutdown,
         after_process=after_process,
         concurrency=10,
+        # a SIGKILLed worker's job stays "active"; the sweep queues it again once past its timeout
+        timers=cast(PartialTimersDict, {"sweep": settings.job_sweep_s}),  # SAQ's TypedDict wants every key
     )
