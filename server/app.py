@@ -27,6 +27,7 @@ from channels.presence import PresenceTracker
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
 from server import ops
+from server.accounts import routes as account_routes
 from server.auth import revocation
 from server.auth import routes as auth_routes
 from server.db import Database
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> Litestar:
             ops.router,
             web.router,
             auth_routes.router,
+            account_routes.router,
             meeting_routes.router,
             qa_routes.router,
             poll_routes.router,

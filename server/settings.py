@@ -11,12 +11,15 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
+
+from channels.shards import redact_url
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -40,6 +43,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """WebSocket handshakes from any other Origin are refused with 403; empty allows any."""
     redis_prefix: str = "roomcast"
     """Every Redis key and pub/sub channel starts with this, so deployments and tests can share a Redis."""
+    room_redis_urls: tuple[str, ...] = ()
+    """The room shards, in order: each room's stream, presence and fan-out channel live on one of them,
+    chosen by jump consistent hash of its shard key (`channels.shards`). Empty: every room stays on
+    `redis_url`, which always keeps the job queue, rate limits, caches and control messages. Every
+    process must be given the same list in the same order."""
     ask_per_minute: int = 5
     """Questions one user may ask per minute in one meeting."""
     vote_per_minute: int = 60
@@ -72,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the worker looks for meetings about to start (the reminder's worst-case delay)."""
     notification_retention_days: int = 90
     """Notifications older than this are deleted by a daily job."""
+    smtp_url: str | None = None
+    """Where mail goes: `smtp://user:pass@host:port`, `smtps://` for implicit TLS, `?starttls=true` for
+    STARTTLS. None: no mail is sent (`roomcast reset-link EMAIL` prints a reset link instead)."""
+    mail_from: str = "roomcast@localhost"
+    """The `From` of every mail roomcast sends (an address, optionally `Name <address>`)."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
     google_client_id: str | None = None
@@ -131,12 +144,52 @@ def _prefix(value: str) -> str:
     return value
 
 
+def _redis_urls(value: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in value.split(",") if u.strip())
+    if not urls:
+        raise ValueError("expected comma-separated Redis URLs")
+    seen: set[str] = set()
+    for url in urls:
+        try:
+            _REDIS(url)
+        except ValueError:
+            shown = redact_url(url)
+            raise ValueError(f"expected comma-separated redis://, rediss:// or unix:// URLs, got {shown!r}") from None
+        if url in seen:
+            raise ValueError(f"{redact_url(url)} is listed twice (each shard once, in a fixed order)")
+        seen.add(url)
+    return urls
+
+
 def _flag(value: str) -> bool:
     if value.lower() in ("1", "true", "yes", "on"):
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected 1 or 0")
+
+
+def _smtp_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("expected smtp://user:pass@host:port or smtps://...")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ValueError("expected a port number") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if set(query) - {"starttls"} or any(v not in ("true", "false") for v in query.get("starttls", [])):
+        raise ValueError("the only query parameter is starttls=true or starttls=false")
+    if parts.scheme == "smtps" and query.get("starttls") == ["true"]:
+        raise ValueError("smtps:// is already TLS; use smtp://...?starttls=true for STARTTLS")
+    return value.strip()
+
+
+def _mail_address(value: str) -> str:
+    _, address = parseaddr(value.strip())
+    if "@" not in address or any(c.isspace() for c in address):
+        raise ValueError("expected an address like roomcast@example.com or Name <roomcast@example.com>")
+    return value.strip()
 
 
 def _log_level(value: str) -> str:
@@ -146,15 +199,17 @@ def _log_level(value: str) -> str:
 
 
 _HTTP = _url("http", "https")
+_REDIS = _url("redis", "rediss", "unix")
 
 # field name -> (environment variable, parser)
 _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "database_url": ("DATABASE_URL", _url("postgres", "postgresql")),
-    "redis_url": ("REDIS_URL", _url("redis", "rediss", "unix")),
+    "redis_url": ("REDIS_URL", _REDIS),
     "data_dir": ("ROOMCAST_DATA_DIR", lambda v: Path(_text(v))),
     "secret_key": ("ROOMCAST_SECRET_KEY", _text),
     "allowed_origins": ("ROOMCAST_ALLOWED_ORIGINS", _origins),
     "redis_prefix": ("ROOMCAST_REDIS_PREFIX", _prefix),
+    "room_redis_urls": ("ROOMCAST_ROOM_REDIS_URLS", _redis_urls),
     "ask_per_minute": ("ROOMCAST_ASK_PER_MINUTE", _positive_int),
     "vote_per_minute": ("ROOMCAST_VOTE_PER_MINUTE", _positive_int),
     "join_per_minute": ("ROOMCAST_JOIN_PER_MINUTE", _positive_int),
@@ -170,6 +225,8 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),
     "notification_retention_days": ("ROOMCAST_NOTIFICATION_RETENTION_DAYS", _positive_int),
+    "smtp_url": ("ROOMCAST_SMTP_URL", _smtp_url),
+    "mail_from": ("ROOMCAST_MAIL_FROM", _mail_address),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
@@ -205,7 +262,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         try:
             values[field] = parse(raw)
         except ValueError as err:
-            raise SettingsError(f"{env}={raw}: {err}") from None
+            shown = ",".join(redact_url(part) for part in raw.split(",")) if "url" in field else raw  # no passwords
+            raise SettingsError(f"{env}={shown}: {err}") from None
     settings = Settings(**values)
     if not settings.secret_key:
         settings = msgspec.structs.replace(settings, secret_key=_stored_secret(settings.data_dir))

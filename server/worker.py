@@ -24,6 +24,7 @@ from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
 from channels.broker import Broker
+from server.accounts.jobs import send_password_reset
 from server.db import Database
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
 from server.services import Services, redis_client
@@ -164,6 +165,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
             scan_meeting_reminders,
             send_meeting_reminder,
             purge_old_notifications,
+            send_password_reset,
         ],
         cron_jobs=[
             CronJob(scan_meeting_reminders, cron=f"* * * * * */{scan_every}", timeout=60, retries=3),

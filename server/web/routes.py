@@ -111,6 +111,18 @@ def presenter_page() -> Response[str]:
     return _html("presenter.html")
 
 
+@get("/account", include_in_schema=False, sync_to_thread=False)
+def account_page() -> Response[str]:
+    """The Account page: profile, password, where one is signed in, data export, deleting the account."""
+    return _html("account.html")
+
+
+@get("/reset", include_in_schema=False, sync_to_thread=False)
+def reset_page() -> Response[str]:
+    """Forgot password: ask for a reset mail, and (with `#token=...` from the mail) choose a new password."""
+    return _html("reset.html")
+
+
 static = create_static_files_router(
     path="/static",
     directories=[PAGES / "static"],
@@ -154,6 +166,8 @@ router = Router(
         direct_link,
         direct_link_qr,
         presenter_page,
+        account_page,
+        reset_page,
         static,
         swagger_ui,
     ],
