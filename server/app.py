@@ -30,6 +30,8 @@ from server import ops
 from server.accounts import routes as account_routes
 from server.auth import revocation
 from server.auth import routes as auth_routes
+from server.calendar import routes as calendar_routes
+from server.calendar.service import Calendar
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
@@ -48,7 +50,7 @@ from server.realtime import authenticator
 from server.services import Services, redis_client
 from server.settings import Settings, load_settings
 from server.web import routes as web
-from server.worker import create_worker
+from server.worker import create_worker, make_queue
 
 log = logging.getLogger("roomcast.app")
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> Litestar:
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
+    calendar = Calendar(services, make_queue(settings, redis))
     polls = poll_handlers.PollFrames(
         services,
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
@@ -96,6 +99,9 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services() -> Services:
         return services
 
+    def provide_calendar() -> Calendar:
+        return calendar
+
     return Litestar(
         route_handlers=[
             ops.router,
@@ -105,8 +111,14 @@ def create_app(settings: Settings) -> Litestar:
             meeting_routes.router,
             qa_routes.router,
             poll_routes.router,
+            calendar_routes.router,
         ],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "calendar": Provide(provide_calendar, sync_to_thread=False),
+            # meetings reads a `source` event through calendar without importing it
+            "calendar_events": Provide(lambda: calendar.read_source, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -13,6 +13,7 @@ TABLE_MODULES = [
     "server.notifications.tables",
     "server.polls.tables",
     "server.accounts.tables",
+    "server.calendar.tables",
 ]
 """Every feature's `tables.py`; a new feature with tables adds its module here."""
 

@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where embedded services keep their data and where a generated secret key is kept."""
     secret_key: str = ""
     """Signs access tokens, guest tokens and OAuth state; generated once into `data_dir` if unset."""
+    previous_secret_keys: tuple[str, ...] = ()
+    """Former secret keys, still accepted to decrypt stored calendar tokens while they are re-encrypted."""
     allowed_origins: tuple[str, ...] = ()
     """WebSocket handshakes from any other Origin are refused with 403; empty allows any."""
     redis_prefix: str = "roomcast"
@@ -137,6 +139,10 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def _keys(value: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in value.split(",") if key.strip())
+
+
 def _prefix(value: str) -> str:
     value = value.strip()
     if not value or not all(c.isalnum() or c in "-_.:" for c in value):
@@ -207,6 +213,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _REDIS),
     "data_dir": ("ROOMCAST_DATA_DIR", lambda v: Path(_text(v))),
     "secret_key": ("ROOMCAST_SECRET_KEY", _text),
+    "previous_secret_keys": ("ROOMCAST_PREVIOUS_SECRET_KEYS", _keys),
     "allowed_origins": ("ROOMCAST_ALLOWED_ORIGINS", _origins),
     "redis_prefix": ("ROOMCAST_REDIS_PREFIX", _prefix),
     "room_redis_urls": ("ROOMCAST_ROOM_REDIS_URLS", _redis_urls),

@@ -123,6 +123,12 @@ def reset_page() -> Response[str]:
     return _html("reset.html")
 
 
+@get("/calendar", include_in_schema=False, sync_to_thread=False)
+def calendar_page() -> Response[str]:
+    """Connected calendars: connect Google or Outlook, status and last sync, meetings from events."""
+    return _html("calendar.html")
+
+
 static = create_static_files_router(
     path="/static",
     directories=[PAGES / "static"],
@@ -168,6 +174,7 @@ router = Router(
         presenter_page,
         account_page,
         reset_page,
+        calendar_page,
         static,
         swagger_ui,
     ],
