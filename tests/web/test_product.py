@@ -21,7 +21,7 @@ from playwright.async_api import Locator, Page, expect
 from tests.helpers import API, PASSWORD, auth_header, live_meeting, register_user, unique_email
 from tests.support import DatabaseFactory, ServerProcess, ServiceUrls, delete_prefix, server_environment
 from tests.web.conftest import DESKTOP, OpenTab, decode_qr
-from tests.web.test_browser import answer, ask, dismiss, item, join_by_link
+from tests.web.test_browser import answer, ask, dismiss, item, join_by_link, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -142,12 +142,9 @@ async def test_an_owner_signs_up_runs_a_meeting_and_every_asker_learns_the_outco
 
     # Pat moderates on the other server; two participants on phones join there and here.
     pat_tab = await open_tab(name="pat")
-    presenter = pat_tab.page
-    await presenter.goto(f"{two.url}/present/{meeting_id}")
-    await presenter.get_by_label("Email").fill(pat["user"]["email"])
-    await presenter.get_by_label("Password").fill(PASSWORD)
-    await presenter.get_by_role("button", name="Sign in").click()
-    await expect(presenter.get_by_role("heading", name="All hands")).to_be_visible()
+    presenter = await sign_in(
+        pat_tab, two, {"id": meeting_id, "join_code": code, "title": "All hands"}, pat["user"]["email"]
+    )
     ann_tab, ben_tab = await open_tab(name="ann", phone=True), await open_tab(name="ben", phone=True)
     ann = await join_by_link(ann_tab, one, code, "Ann", title="All hands")
     ben = await join_by_link(ben_tab, two, code, "Ben", title="All hands")
@@ -229,11 +226,7 @@ async def test_present_mode_steps_through_the_questions_with_the_arrow_keys(
         owner = await register_user(http, display_name="Olivia Owner")
         meeting = await live_meeting(http, owner["access_token"], "Town hall")
     presenter_tab = await open_tab(name="presenter")
-    presenter = presenter_tab.page
-    await presenter.goto(f"{one.url}/present/{meeting['id']}")
-    await presenter.get_by_label("Email").fill(owner["user"]["email"])
-    await presenter.get_by_label("Password").fill(PASSWORD)
-    await presenter.get_by_role("button", name="Sign in").click()
+    presenter = await sign_in(presenter_tab, one, meeting, owner["user"]["email"])
     ann_tab = await open_tab(name="ann")
     ann = await join_by_link(ann_tab, one, meeting["join_code"], "Ann")
     questions = [f"Question number {n}, with a few words to show?" for n in (1, 2, 3)]
@@ -342,12 +335,7 @@ async def test_presenter_tools_and_live_settings(pair: list[ServerProcess], open
         owner = await register_user(http, display_name="Olivia Owner")
         meeting = await live_meeting(http, owner["access_token"], "Town hall")
     presenter_tab = await open_tab(name="presenter")
-    presenter = presenter_tab.page
-    await presenter.goto(f"{one.url}/present/{meeting['id']}")
-    await presenter.get_by_label("Email").fill(owner["user"]["email"])
-    await presenter.get_by_label("Password").fill(PASSWORD)
-    await presenter.get_by_role("button", name="Sign in").click()
-    await expect(presenter.get_by_role("heading", name="Town hall")).to_be_visible()
+    presenter = await sign_in(presenter_tab, one, meeting, owner["user"]["email"])
     await expect(presenter.locator("#pending-column")).to_be_hidden()  # post-moderation: no empty Pending column
     ann_tab = await open_tab(name="ann", phone=True)
     ann = await join_by_link(ann_tab, two, meeting["join_code"], "Ann")
