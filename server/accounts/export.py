@@ -4,8 +4,9 @@ What is the caller's: their profile, the meetings they own (in full), the meetin
 or joined (title and role), the questions they asked (with the meeting's title, and the answer
 they were given), the questions they upvoted (ids and the meeting's title only: another person's
 question, name or text is not theirs to take), their poll answers, notifications, API keys
-(without the keys, which are stored only as hashes) and logins. Password hashes, token hashes and
-other people's ids or names never appear.
+(without the keys, which are stored only as hashes), logins and calendar connections (without
+their provider tokens). Password hashes, token hashes and other people's ids or names never
+appear.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from server.accounts.service import SESSIONS_SQL, login_session
 from server.auth.identity import Principal
 from server.auth.schemas import ApiKey
 from server.auth.service import USER_COLUMNS, user_of
+from server.calendar.service import connection_of
 from server.errors import unauthorized
 from server.meetings.service import MEETING_COLUMNS, meeting_of
 from server.services import Services
@@ -70,6 +72,11 @@ async def export(services: Services, principal: Principal) -> Export:
             user_id,
         )
         sessions = await connection.fetch(SESSIONS_SQL, user_id)
+        calendars = await connection.fetch(
+            """SELECT id, provider, account_email, status, error, last_synced_at, created_at
+               FROM calendar_connections WHERE "user" = $1 ORDER BY created_at, id""",
+            user_id,
+        )
         answers = await connection.fetch(
             """SELECT p.id AS poll_id, p.meeting AS meeting_id, m.title AS meeting_title, p.title AS poll_title,
                       p.kind, p.options, r.option_ids, r.value, r.words, r.created_at, r.updated_at
@@ -90,6 +97,7 @@ async def export(services: Services, principal: Principal) -> Export:
         ],
         api_keys=[ApiKey(**dict(row)) for row in keys],
         sessions=[login_session(row, principal.family_id) for row in sessions],
+        calendar_connections=[connection_of(row) for row in calendars],
     )
 
 

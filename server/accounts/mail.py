@@ -56,7 +56,7 @@ def reset_message(settings: Settings, *, to: str, display_name: str, link: str) 
         '<!doctype html><html><body style="font-family: sans-serif; line-height: 1.5">'
         f"<p>Hello {safe_name},</p>"
         "<p>Someone (hopefully you) asked to reset the password of your roomcast account.</p>"
-        f'<p><a href="{safe_link}" style="display: inline-block; padding: 0.6em 1.2em; background: #2952cc; '
+        f'<p><a href="{safe_link}" style="display: inline-block; padding: 0.6em 1.2em; background: #3446d4; '
         'color: #fff; border-radius: 6px; text-decoration: none">Choose a new password</a></p>'
         f'<p>Or copy this link into your browser:<br><a href="{safe_link}">{safe_link}</a></p>'
         f"<p>The link expires in {RESET_VALID_MINUTES} minutes and works once. If you did not ask for it, "

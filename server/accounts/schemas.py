@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from server.auth.schemas import ApiKey, User
+from server.calendar.schemas import Connection
 from server.meetings.schemas import Meeting
 
 
@@ -115,3 +116,5 @@ class Export(msgspec.Struct, kw_only=True):
     notifications: list[ExportedNotification]
     api_keys: list[ApiKey]
     sessions: list[LoginSession]
+    calendar_connections: list[Connection]
+    """Google or Outlook accounts connected for calendar sync (never their tokens)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from channels.protocol import FrameError
 from server import cache
 from server.accounts.resets import revoke_logins
 from server.accounts.schemas import LoginSession, PasswordChange, ProfilePatch
@@ -33,6 +34,8 @@ from server.auth.schemas import Session, User
 from server.auth.service import USER_COLUMNS, check_password_rule, display_name, normalise_email, start_session, user_of
 from server.errors import conflict, not_found, unauthorized
 from server.meetings.events import close_meeting_rooms
+from server.qa.publish import publish_changes
+from server.qa.service import QUESTION_COLUMNS, Change, fetch_question, in_order
 from server.services import Services
 
 log = logging.getLogger("roomcast.accounts")
@@ -183,6 +186,12 @@ async def delete_account(services: Services, principal: Principal, password: str
                UNION SELECT meeting FROM meeting_members WHERE "user" = $1""",
             user_id,
         )
+        asked = await connection.fetch(
+            f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author "
+            "WHERE q.author = $1 AND q.meeting <> ALL($2::uuid[])",
+            user_id,
+            owned,
+        )
         await connection.execute("UPDATE questions SET anonymous = true WHERE author = $1", user_id)
         await connection.execute("DELETE FROM meetings WHERE owner = $1", user_id)
         await connection.execute("DELETE FROM users WHERE id = $1", user_id)
@@ -191,4 +200,28 @@ async def delete_account(services: Services, principal: Principal, password: str
     await end_sockets(services, user_id=user_id)
     for meeting_id in owned:
         await close_meeting_rooms(services, meeting_id)
+    await _show_authors_gone(services, [dict(row) for row in asked])
     log.info("accounts.deleted", extra={"user_id": str(user_id), "meetings_deleted": len(owned)})
+
+
+async def _show_authors_gone(services: Services, questions: list[dict[str, Any]]) -> None:
+    """Send `question.updated` (now without author) for the deleted person's questions; never raises.
+
+    Each meeting's changes are published under its Q&A lock, like a moderation, so they reach
+    clients in commit order; pages open in those meetings stop naming the person at once.
+    """
+    by_meeting: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for question in questions:
+        by_meeting.setdefault(question["meeting"], []).append(question)
+    for meeting_id, befores in by_meeting.items():
+        try:
+            async with in_order(services.db.pool, meeting_id) as connection:
+                changes = []
+                for before in befores:
+                    try:
+                        changes.append(Change(before, await fetch_question(connection, meeting_id, before["id"])))
+                    except FrameError:  # deleted meanwhile
+                        continue
+                await publish_changes(services.broker, changes)
+        except Exception:
+            log.exception("accounts.publish_failed", extra={"meeting_id": str(meeting_id), "questions": len(befores)})

@@ -14,7 +14,7 @@ class PasswordResetToken(Table, tablename="password_reset_tokens"):
     """One emailed (or operator-made) reset link: only the SHA-256 of its token is kept; spent once."""
 
     id = UUID(primary_key=True, default=UUID4())
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=False)
     token_hash = Varchar(length=64, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())
     expires_at = Timestamptz()

@@ -274,6 +274,7 @@ async def test_export_has_everything_about_the_caller_and_nothing_about_others(
         {"id": key["id"], "name": "laptop script", "created_at": key["created_at"], "last_used_at": None}
     ]
     assert len(data["sessions"]) == 1 and data["sessions"][0]["current"] is True
+    assert data["calendar_connections"] == []
     (answer,) = data["poll_answers"]
     assert answer["poll_id"] == ids["poll"] and answer["poll_title"] == "Coffee or tea?"
     assert answer["answer"] == {"options": [{"id": "t", "text": "Tea"}]}

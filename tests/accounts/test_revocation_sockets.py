@@ -105,6 +105,11 @@ async def test_deleting_the_account_keeps_the_record_honest(pair: Pair, rest: ht
             assert response.status_code == 204, response.text
             assert await leo.wait_closed(10) == 4401
             assert await visitor.wait_closed(10) == 4403  # the meeting Leo owned is gone
+        # an open page stops naming Leo at once
+        update = await hilda.wait_for(
+            lambda f: f["type"] == "question.updated" and f["question"]["id"] == leo_question, timeout=10
+        )
+        assert update["question"]["author"] is None and update["question"]["anonymous"] is True
 
     # a fresh snapshot, on either process, no longer names Leo; every vote still counts
     for url in (near, far):

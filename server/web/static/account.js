@@ -13,7 +13,20 @@ function describe(err, fallback) {
   if (!(err instanceof ApiError)) return fallback;
   if (err.status === 0) return err.message;
   if (err.status === 429) return `Too many attempts. Try again ${inWords(err.retryAfterS)}.`;
-  return err.message || fallback;
+  const message = err.message || fallback;
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+/** `session.call`, where a 401 that survives the token refresh means the password typed was wrong. */
+async function withPassword(path, options) {
+  try {
+    return await session.call(path, options);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401 && session.signedIn) {
+      throw new ApiError(401, "unauthorized", "That password is wrong.");
+    }
+    throw err;
+  }
 }
 
 /** Run `work` with the form's submit button busy; errors land in `errorEl`. */
@@ -138,7 +151,7 @@ async function loadSessions() {
         button.className = "button small";
         button.textContent = "Sign out";
         button.setAttribute("aria-label", `Sign out ${device(item.user_agent)}, signed in ${when(item.created_at)}`);
-        button.addEventListener("click", () => endSessions([item.id], button));
+        button.addEventListener("click", () => endSessions([item.id], button, "That device is signed out."));
         row.append(button);
       }
       return row;
@@ -146,10 +159,10 @@ async function loadSessions() {
   );
   const others = items.filter((item) => !item.current).map((item) => item.id);
   $("sign-out-others").disabled = others.length === 0;
-  $("sign-out-others").onclick = () => endSessions(others, $("sign-out-others"));
+  $("sign-out-others").onclick = () => endSessions(others, $("sign-out-others"), "Every other device is signed out.");
 }
 
-async function endSessions(ids, button) {
+async function endSessions(ids, button, done) {
   $("sessions-error").textContent = "";
   $("sessions-notice").textContent = "";
   button.disabled = true;
@@ -161,8 +174,7 @@ async function endSessions(ids, button) {
         if (!(err instanceof ApiError && err.status === 404)) throw err; // already gone is fine
       }
     }
-    $("sessions-notice").textContent =
-      ids.length === 1 ? "That device is signed out." : "Every other device is signed out.";
+    $("sessions-notice").textContent = done;
   } catch (err) {
     $("sessions-error").textContent = describe(err, "Could not sign that device out.");
   } finally {
@@ -211,7 +223,7 @@ function startAccountPage() {
       body.current_password = $("email-password").value;
     }
     busy(event.target, $("profile-error"), async () => {
-      const user = await session.call("/me", { method: "PATCH", body });
+      const user = await withPassword("/me", { method: "PATCH", body });
       session.adopt({ ...session.data, user });
       fillProfile(user);
       $("profile-notice").textContent = "Saved.";
@@ -227,7 +239,7 @@ function startAccountPage() {
       return;
     }
     busy(event.target, $("password-error"), async () => {
-      session.adopt(await session.call("/me/password", { method: "POST", body }));
+      session.adopt(await withPassword("/me/password", { method: "POST", body }));
       $("current-password").value = "";
       $("new-password").value = "";
       $("password-notice").textContent = "Password changed. Every other device is signed out.";
@@ -264,7 +276,7 @@ function startAccountPage() {
       return;
     }
     busy(event.target, $("delete-error"), async () => {
-      await session.call("/me", { method: "DELETE", body: { password } });
+      await withPassword("/me", { method: "DELETE", body: { password } });
       session.adopt(null);
       showAccountView("deleted-view");
       document.title = "Account deleted · roomcast";
