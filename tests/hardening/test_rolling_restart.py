@@ -147,9 +147,10 @@ async def test_rolling_restart_under_load_loses_nothing(
         await asyncio.wait_for(asyncio.gather(*(a.done.wait() for a in attendees)), 90)
         await asyncio.sleep(2)  # the last coalesced vote events arrive
         async with connect(restarted[0].ws_url, owner.token) as checker:
-            final_seq = (await checker.join(room))["seq"]
-        await asyncio.sleep(0.5)
-        stop.set()
+            joined = await checker.join(room)
+            await asyncio.sleep(2)  # its own presence change reaches everyone
+            final_seq = max([joined["seq"], *(e["seq"] for e in checker.events(room))])
+            stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
     finally:
         stop.set()
@@ -175,7 +176,9 @@ async def test_rolling_restart_under_load_loses_nothing(
     assert sorted(r["votes"] for r in votes) == [CLIENTS] * SEEDS and stored_votes == CLIENTS * SEEDS
     lost: dict[str, Any] = {a.person.name: a.gaps for a in attendees if a.gaps}
     assert not lost, lost  # events lost: 0
-    assert [a.last_seq for a in attendees] == [final_seq] * CLIENTS  # every client recovered to the end
+    # every client recovered to the end: all at one seq, the room's latest (the checker's own leave may add one)
+    assert len({a.last_seq for a in attendees}) == 1, sorted(a.last_seq or 0 for a in attendees)
+    assert (attendees[0].last_seq or 0) >= final_seq
     assert sum(a.reconnects for a in attendees) >= CLIENTS  # every client lived through at least one restart
     recovery = max(d for a in attendees for d in a.downtimes)
     print(
