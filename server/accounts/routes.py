@@ -29,9 +29,9 @@ from server.auth.guards import DEPENDENCIES, user_required
 from server.auth.identity import Principal
 from server.auth.schemas import Session, User
 from server.auth.service import get_user
+from server.jobs import make_queue
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
-from server.worker import make_queue
 
 
 def _user_agent(request: Request[Any, Any, Any]) -> str | None:

@@ -26,7 +26,7 @@ import msgspec
 
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import Grant, SessionView
-from server.auth.identity import Principal
+from server.auth.identity import principal_of
 from server.meetings.roles import MODERATORS, Role, cached_role_in
 from server.meetings.service import load_meeting
 from server.rooms import meeting_room, owns_meeting_room, parse_meeting_room
@@ -78,14 +78,6 @@ def access_of(grant: Grant) -> MeetingAccess:
     if not isinstance(access, MeetingAccess):
         raise FrameError(ErrorCode.BAD_REQUEST, "this frame acts in a meeting room: meeting:<id>")
     return access
-
-
-def principal_of(session: SessionView) -> Principal:
-    """The `Principal` the authenticator put in the session's identity (`server.realtime`)."""
-    principal = session.identity.context
-    if not isinstance(principal, Principal):
-        raise TypeError("the session was not authenticated by server.realtime.authenticator")
-    return principal
 
 
 class MeetingRoomPolicy:

@@ -15,9 +15,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from server.auth import limits
-from server.auth.guards import DEPENDENCIES, authenticate, meeting_role, user_required
+from server.auth.guards import DEPENDENCIES, authenticate, user_required
 from server.auth.identity import Principal
 from server.meetings import service
+from server.meetings.guards import meeting_role
 from server.meetings.schemas import (
     Joined,
     JoinIn,
