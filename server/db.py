@@ -3,9 +3,11 @@
 Piccolo finds its engine through `server.piccolo_conf.DB` and each table's `_meta.db`, both
 process-wide. Building a `Database` changes neither; `bind()` (called by `start()` and by
 `migrate`) points both at its engine, so a process (or a test) talks to exactly the database
-its Settings name, and only the one that is started claims Piccolo. Piccolo's forward migrations take no lock of their own, so
-`migrate` holds a session-level advisory lock on a separate connection while they run: two
-servers starting at once apply each migration exactly once.
+its Settings name, and only the one that is started claims Piccolo.
+
+Piccolo's forward migrations take no lock of their own, so `migrate` holds a session-level
+advisory lock on a separate connection while they run: two servers starting at once apply each
+migration exactly once.
 """
 
 from __future__ import annotations
