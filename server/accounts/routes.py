@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Account self-service".
+"""REST endpoints of docs/api.md "Account self-service".
 
 Bodies are untrusted: each is checked strictly against its struct (`server.rest.decode`) and then
 against the rules in `server.accounts.service` / `server.accounts.resets`, before anything is written.

@@ -6,7 +6,7 @@ guards and the `principal` dependency share one lookup per request.
 
 Guards, in the order a handler lists them:
 - `user_required`: a user (access token or API key). No credentials or a bad one: 401. A guest
-  token: 403 -- REST gives guests nothing but `POST /meetings/join` (SPEC section 3).
+  token: 403 -- REST gives guests nothing but `POST /meetings/join` (docs/api.md).
 - meeting roles are the meetings feature's guard: `server.meetings.guards.meeting_role`.
 """
 

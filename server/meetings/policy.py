@@ -10,7 +10,7 @@ exactly like a meeting that does not exist (or a malformed room name), so the ro
 confirms that someone else's meeting exists; a participant asking for the moderation room
 knows the meeting, so they get `forbidden`.
 
-The snapshot is SPEC's `{"meeting": Meeting, "questions": [Question], "presence": {"count"},
+The snapshot is the documented `{"meeting": Meeting, "questions": [Question], "presence": {"count"},
 "polls": [Poll], "mine": {"votes", "responses"}}`. Questions, polls and the joiner's own votes and
 answers come from injected callables, so this module does not depend on the Q&A or polls
 features: `server.app` wires the real ones; alone, the room has none.

@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Meetings (setup)" (the CSV export lives with Q&A).
+"""REST endpoints of docs/api.md "Meetings (setup)" (the CSV export lives with Q&A).
 
 Who may call what is decided by guards before a handler runs: `user_required` for creating and
 listing, `meeting_role(...)` for one meeting (strangers 404, a role too small 403). Joining by
