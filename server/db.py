@@ -16,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -66,6 +67,21 @@ class Database:
     async def ping(self) -> None:
         async with self.pool.acquire() as connection:
             await connection.fetchval("SELECT 1")
+
+
+@contextlib.asynccontextmanager
+async def advisory_locked(pool: asyncpg.Pool, key: str) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection holding the session-level advisory lock named `key` until the block ends.
+
+    asyncpg resets a connection (`pg_advisory_unlock_all`) when it returns to the pool, so a
+    cancelled caller cannot leave the lock held.
+    """
+    async with pool.acquire() as connection:
+        await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+        try:
+            yield connection
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
 
 def all_tables() -> list[type[Table]]:
