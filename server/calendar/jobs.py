@@ -19,7 +19,7 @@ from server.calendar.service import Calendar
 from server.calendar.sync import renew_channel, run_sync
 
 if TYPE_CHECKING:
-    from server.worker import Context
+    from server.jobs import Context
 
 log = logging.getLogger("roomcast.calendar.jobs")
 
