@@ -23,9 +23,9 @@ from channels.broker import Broker
 from server.calendar.crypto import TokenBox
 from server.calendar.service import Calendar
 from server.db import Database
+from server.jobs import make_queue
 from server.services import Services, redis_client
 from server.settings import Settings
-from server.worker import make_queue
 from tests.calendar.conftest import authorization_url
 from tests.fakes import google as fake_google
 from tests.fakes import microsoft as fake_microsoft
