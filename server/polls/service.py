@@ -131,7 +131,7 @@ async def with_results(connection: asyncpg.Connection, rows: list[Row]) -> list[
 
 
 def _checked_options(kind: str, options: list[str] | None, previous: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Option texts as stored, with ids (an unchanged text keeps its id); 422 for anything the SPEC refuses."""
+    """Option texts as stored, with ids (an unchanged text keeps its id); 422 for anything docs/polls.md refuses."""
     if kind != "choice":
         if options:
             raise invalid("options", f"a {kind} poll has no options")

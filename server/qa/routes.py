@@ -22,9 +22,10 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.response import Stream
 
-from server.auth.guards import DEPENDENCIES, meeting_role
+from server.auth.guards import DEPENDENCIES
 from server.auth.identity import Principal
 from server.errors import rate_limited
+from server.meetings.guards import meeting_role
 from server.qa.service import export_pages
 from server.rest import csv_responses
 from server.services import Services
