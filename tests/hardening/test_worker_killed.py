@@ -1,6 +1,6 @@
 """A job worker SIGKILLed in the middle of a job: the job runs again elsewhere and its effect happens once.
 
-The job is a "meeting starting" reminder to a meeting of 1,500 people (long enough to be killed
+The job is a "meeting starting" reminder to a meeting of 800 people (long enough to be killed
 half way). Another worker's sweep finds the dead worker's job active past its timeout, queues it
 again, and the retry skips everyone already told (each notification carries a dedupe key).
 """
@@ -21,7 +21,7 @@ from server.worker import make_queue
 from tests.support import ServiceUrls, running_workers
 from tests.wsclient import World
 
-PEOPLE = 1500
+PEOPLE = 800
 
 
 async def _count(connection: asyncpg.Connection, meeting_id: str) -> int:
@@ -59,8 +59,8 @@ async def test_a_killed_workers_job_runs_again_and_its_effect_happens_once(
                 key=f"reminder:{meeting_id}:{iso_z(starts_at)}",
                 meeting_id=meeting_id,
                 starts_at=iso_z(starts_at),
-                timeout=5,
-                retries=5,
+                timeout=15,
+                retries=10,
             )
         finally:
             await redis.aclose()
@@ -79,7 +79,7 @@ async def test_a_killed_workers_job_runs_again_and_its_effect_happens_once(
         with running_workers(env, 1):
             started = time.monotonic()
             while await _count(connection, meeting_id) < PEOPLE + 1:
-                assert time.monotonic() - started < 90, await _count(connection, meeting_id)
+                assert time.monotonic() - started < 150, await _count(connection, meeting_id)
                 await asyncio.sleep(0.2)
             recovery_s = time.monotonic() - started
             await asyncio.sleep(2)  # a duplicate would show up now
