@@ -20,15 +20,20 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from channels.broker import Broker
-from channels.gateway import GatewayConfig, GatewayPlugin
+from channels.config import GatewayConfig
 from channels.metrics import Metrics
+from channels.plugin import GatewayPlugin
 from channels.presence import PresenceTracker
+from channels.pubsub import RedisPubSub
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
+from channels.stream import RedisStream
 from server import ops
+from server.accounts import routes as account_routes
 from server.auth import revocation
 from server.auth import routes as auth_routes
+from server.calendar import routes as calendar_routes
+from server.calendar.service import Calendar
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
@@ -47,7 +52,7 @@ from server.realtime import authenticator
 from server.services import Services, redis_client
 from server.settings import Settings, load_settings
 from server.web import routes as web
-from server.worker import create_worker
+from server.worker import create_worker, make_queue
 
 log = logging.getLogger("roomcast.app")
 
@@ -59,20 +64,22 @@ def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
     redis = redis_client(settings.redis_url)
     metrics = Metrics()
+    stream = RedisStream(redis, settings.redis_prefix, metrics=metrics)
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix, metrics=metrics),
+        broker=stream,
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
+    calendar = Calendar(services, make_queue(settings, redis))
     polls = poll_handlers.PollFrames(
         services,
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
-    gateway = realtime_gateway(services, votes, polls)
+    gateway = realtime_gateway(services, stream, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -95,16 +102,26 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services() -> Services:
         return services
 
+    def provide_calendar() -> Calendar:
+        return calendar
+
     return Litestar(
         route_handlers=[
             ops.router,
             web.router,
             auth_routes.router,
+            account_routes.router,
             meeting_routes.router,
             qa_routes.router,
             poll_routes.router,
+            calendar_routes.router,
         ],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "calendar": Provide(provide_calendar, sync_to_thread=False),
+            # meetings reads a `source` event through calendar without importing it
+            "calendar_events": Provide(lambda: calendar.read_source, sync_to_thread=False),
+        },
         lifespan=[lifespan],
         plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -123,7 +140,9 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handlers.PollFrames) -> GatewayPlugin:
+def realtime_gateway(
+    services: Services, stream: RedisStream, votes: VoteCoalescer, polls: poll_handlers.PollFrames
+) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
@@ -149,7 +168,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handl
     ]
     return GatewayPlugin(
         GatewayConfig(
-            broker=services.broker,
+            stream=stream,
+            pubsub=RedisPubSub(services.redis, settings.redis_prefix, metrics=services.metrics),
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,
@@ -161,6 +181,10 @@ def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handl
             metrics=services.metrics,
             allowed_origins=settings.allowed_origins,
             heartbeat_s=settings.heartbeat_s,
+            auth_timeout_s=settings.ws_auth_timeout_s,
+            max_queue_bytes=settings.send_queue_bytes,
+            max_sockets_per_address=settings.max_sockets_per_address,
+            max_unauthenticated_per_address=settings.max_unauthenticated_per_address,
             public_url=settings.public_url,
         )
     )

@@ -192,6 +192,28 @@ def seed(host: str | None, port: int | None) -> None:
     click.echo(summary)
 
 
+@cli.command("reset-link")
+@click.argument("email")
+def reset_link(email: str) -> None:
+    """Print a one-time password-reset link for the account with EMAIL (valid 30 minutes), for operators."""
+    from server.accounts.resets import operator_link_for
+    from server.db import migrate
+    from server.errors import ApiError
+
+    settings = _load()
+    with _services(settings) as ready:
+        asyncio.run(migrate(ready.database_url or ""))
+        try:
+            link = asyncio.run(operator_link_for(ready, email))
+        except ApiError as err:
+            click.echo(f"roomcast: {err.message}", err=True)
+            sys.exit(2)
+    if link is None:
+        click.echo(f"roomcast: no account with the email {email}", err=True)
+        sys.exit(1)
+    click.echo(link)
+
+
 def main() -> None:
     cli()
 

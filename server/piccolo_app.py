@@ -12,6 +12,8 @@ TABLE_MODULES = [
     "server.qa.tables",
     "server.notifications.tables",
     "server.polls.tables",
+    "server.accounts.tables",
+    "server.calendar.tables",
 ]
 """Every feature's `tables.py`; a new feature with tables adds its module here."""
 

@@ -11,6 +11,7 @@ from typing import Final
 
 from channels.presence import PresenceChanged
 from channels.protocol import CORE_CLIENT_FRAMES, CORE_SERVER_FRAMES, ClientFrame, ServerFrame
+from server.calendar.schemas import CalendarUpdated
 from server.meetings.events import MeetingUpdated
 from server.notifications.handlers import NOTIFICATION_CLIENT_FRAMES
 from server.notifications.service import NotificationEvent
@@ -32,5 +33,6 @@ SERVER_FRAMES: Final[tuple[type[ServerFrame], ...]] = (
     *QA_EVENTS,
     *POLL_EVENTS,
     NotificationEvent,
+    CalendarUpdated,
 )
 """Core frames (welcome, joined, reply, error, pong), then room events of every feature."""

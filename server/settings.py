@@ -11,9 +11,10 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -38,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where embedded services keep their data and where a generated secret key is kept."""
     secret_key: str = ""
     """Signs access tokens, guest tokens and OAuth state; generated once into `data_dir` if unset."""
+    previous_secret_keys: tuple[str, ...] = ()
+    """Former secret keys, still accepted to decrypt stored calendar tokens while they are re-encrypted."""
     allowed_origins: tuple[str, ...] = ()
     """WebSocket handshakes from any other Origin are refused with 403; empty allows any."""
     redis_prefix: str = "roomcast"
@@ -68,6 +71,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Lifetime of a refresh token (each use rotates it)."""
     guest_token_ttl_s: int = 24 * 3600
     credential_check_s: int = 30
+    send_queue_bytes: int = 4 * 1024 * 1024
+    """Bytes a socket's send queue may hold (events, replies, snapshots) before it is closed with 4008."""
+    ws_auth_timeout_s: int = 10
+    """A socket that has not authenticated by then is closed with 4408."""
+    max_sockets_per_address: int = 20_000
+    """Open WebSockets per client address; a venue's attendees often share one. More get HTTP 429."""
+    max_unauthenticated_per_address: int = 1_000
+    """WebSockets per client address that have not sent `auth` yet; more get HTTP 429."""
     """How often each server process re-checks the credentials of its open sockets: the longest a
     socket outlives a revoked login or API key when the process missed the disconnect message."""
     """Lifetime of a guest token."""
@@ -79,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often the worker looks for meetings about to start (the reminder's worst-case delay)."""
     notification_retention_days: int = 90
     """Notifications older than this are deleted by a daily job."""
+    smtp_url: str | None = None
+    """Where mail goes: `smtp://user:pass@host:port`, `smtps://` for implicit TLS, `?starttls=true` for
+    STARTTLS. None: no mail is sent (`roomcast reset-link EMAIL` prints a reset link instead)."""
+    mail_from: str = "roomcast@localhost"
+    """The `From` of every mail roomcast sends (an address, optionally `Name <address>`)."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
     google_client_id: str | None = None
@@ -131,6 +147,10 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def _keys(value: str) -> tuple[str, ...]:
+    return tuple(key.strip() for key in value.split(",") if key.strip())
+
+
 def _prefix(value: str) -> str:
     value = value.strip()
     if not value or not all(c.isalnum() or c in "-_.:" for c in value):
@@ -163,6 +183,29 @@ def _flag(value: str) -> bool:
     raise ValueError("expected 1 or 0")
 
 
+def _smtp_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("expected smtp://user:pass@host:port or smtps://...")
+    try:
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError:
+        raise ValueError("expected a port number") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if set(query) - {"starttls"} or any(v not in ("true", "false") for v in query.get("starttls", [])):
+        raise ValueError("the only query parameter is starttls=true or starttls=false")
+    if parts.scheme == "smtps" and query.get("starttls") == ["true"]:
+        raise ValueError("smtps:// is already TLS; use smtp://...?starttls=true for STARTTLS")
+    return value.strip()
+
+
+def _mail_address(value: str) -> str:
+    _, address = parseaddr(value.strip())
+    if "@" not in address or any(c.isspace() for c in address):
+        raise ValueError("expected an address like roomcast@example.com or Name <roomcast@example.com>")
+    return value.strip()
+
+
 def _log_level(value: str) -> str:
     if value.lower() not in ("debug", "info", "warning", "error"):
         raise ValueError("expected one of debug, info, warning, error")
@@ -178,6 +221,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "redis_url": ("REDIS_URL", _REDIS),
     "data_dir": ("ROOMCAST_DATA_DIR", lambda v: Path(_text(v))),
     "secret_key": ("ROOMCAST_SECRET_KEY", _text),
+    "previous_secret_keys": ("ROOMCAST_PREVIOUS_SECRET_KEYS", _keys),
     "allowed_origins": ("ROOMCAST_ALLOWED_ORIGINS", _origins),
     "redis_prefix": ("ROOMCAST_REDIS_PREFIX", _prefix),
     "room_redis_urls": ("ROOMCAST_ROOM_REDIS_URLS", _redis_urls),
@@ -192,10 +236,16 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
     "credential_check_s": ("ROOMCAST_CREDENTIAL_CHECK_S", _positive_int),
+    "send_queue_bytes": ("ROOMCAST_SEND_QUEUE_BYTES", _positive_int),
+    "ws_auth_timeout_s": ("ROOMCAST_WS_AUTH_TIMEOUT_S", _positive_int),
+    "max_sockets_per_address": ("ROOMCAST_MAX_SOCKETS_PER_ADDRESS", _positive_int),
+    "max_unauthenticated_per_address": ("ROOMCAST_MAX_UNAUTHENTICATED_PER_ADDRESS", _positive_int),
     "log_level": ("ROOMCAST_LOG_LEVEL", _log_level),
     "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),
     "notification_retention_days": ("ROOMCAST_NOTIFICATION_RETENTION_DAYS", _positive_int),
+    "smtp_url": ("ROOMCAST_SMTP_URL", _smtp_url),
+    "mail_from": ("ROOMCAST_MAIL_FROM", _mail_address),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),

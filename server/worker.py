@@ -23,7 +23,9 @@ from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
-from channels.broker import Broker
+from channels.stream import RedisStream
+from server.accounts.jobs import send_password_reset
+from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
 from server.services import Services, redis_client
@@ -122,7 +124,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix),
+        broker=RedisStream(redis, settings.redis_prefix),
     )
     stats_key = services.key("jobs", "stats")
 
@@ -164,8 +166,13 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
             scan_meeting_reminders,
             send_meeting_reminder,
             purge_old_notifications,
+            send_password_reset,
+            calendar_sync,
+            calendar_renew,
+            calendar_scan,
         ],
         cron_jobs=[
+            CronJob(calendar_scan, cron=f"* * * * * */{SCAN_S}", timeout=60, retries=2),
             CronJob(scan_meeting_reminders, cron=f"* * * * * */{scan_every}", timeout=60, retries=3),
             CronJob(purge_expired_refresh_tokens, cron="17 3 * * *", timeout=300, retries=3),
             CronJob(purge_old_notifications, cron="23 3 * * *", timeout=300, retries=3),

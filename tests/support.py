@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email
+import email.policy
 import inspect
 import os
 import signal
@@ -28,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
+from aiosmtpd.controller import Controller
 
 from server.embedded import EmbeddedServices, free_port
 
@@ -349,3 +352,46 @@ async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd, in its own thread) on a loopback port, keeping every message it receives.
+
+    `stop()` and `start()` again bring it down and back on the same port, for "the mail server is
+    down" tests. `url` is what `ROOMCAST_SMTP_URL` should be.
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.messages: list[Any] = []
+        """`email.message.EmailMessage`s, in the order they arrived."""
+        self.arrivals: list[float] = []
+        """`time.monotonic()` when each message arrived."""
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self._controller: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """aiosmtpd's hook for a message it accepted."""
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.arrivals.append(time.monotonic())
+        return "250 Message accepted for delivery"
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    async def wait_for(self, count: int = 1, timeout: float = 15.0) -> list[Any]:
+        """The first `count` messages, once that many have arrived."""
+        await eventually(lambda: len(self.messages) >= count, timeout=timeout)
+        return self.messages[:count]

@@ -39,6 +39,8 @@ class Principal(msgspec.Struct, frozen=True):
     guest_meeting_id: uuid.UUID | None = None
     """Set for guests: the only meeting they may act in."""
     api_key_id: uuid.UUID | None = None
+    family_id: uuid.UUID | None = None
+    """For access tokens, the login (refresh-token family) they belong to: `current` in `GET /me/sessions`."""
 
     @property
     def guest(self) -> bool:
@@ -68,7 +70,7 @@ async def resolve_token(services: Services, token: str) -> Principal | None:
         return Principal(claims.sub, row["display_name"], "guest", guest_meeting_id=claims.mid)
     if row["guest_meeting_id"] is not None:
         return None
-    return Principal(claims.sub, row["display_name"], "access")
+    return Principal(claims.sub, row["display_name"], "access", family_id=claims.fam)
 
 
 async def _api_key(services: Services, token: str) -> Principal | None:

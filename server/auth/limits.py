@@ -81,6 +81,11 @@ async def login_succeeded(services: Services, email: str, address: str) -> None:
         await pipe.execute()
 
 
+async def clear_login_failures(services: Services, email: str) -> None:
+    """Forget the email's failed logins (its password was just reset by someone who holds the mailbox)."""
+    await services.redis.delete(_email_key(services, email))
+
+
 async def check_register(services: Services, address: str) -> None:
     await _count(services, "register", address, services.settings.register_per_hour, 3600)
 

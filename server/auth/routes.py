@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Auth": register, login, refresh, logout, me, API keys.
+"""REST endpoints of SPEC section 3 "Auth": register, login, refresh, logout, API keys (`/me` is in `server.accounts`).
 
 Bodies are untrusted: each is checked strictly against its struct (`server.rest.decode`) and then
 against the rules in `server.auth.service`, before anything is written.
@@ -16,7 +16,7 @@ from litestar.params import FromPath
 from server.auth import limits, service
 from server.auth.guards import DEPENDENCIES, user_required
 from server.auth.identity import Principal
-from server.auth.schemas import ApiKey, ApiKeyCreated, ApiKeyIn, LoginIn, RefreshIn, RegisterIn, Session, User
+from server.auth.schemas import ApiKey, ApiKeyCreated, ApiKeyIn, LoginIn, RefreshIn, RegisterIn, Session
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
 
@@ -27,14 +27,14 @@ async def register(
 ) -> Session:
     """Create an account and log it in. Emails are unique case-insensitively; limited per client address."""
     await limits.check_register(services, client_address(request))
-    return await service.register(services, decode(data, RegisterIn))
+    return await service.register(services, decode(data, RegisterIn), request.headers.get("user-agent"))
 
 
 @post("/auth/login", status_code=200, responses=error_responses(400, 401, 422, 429))
 async def login(data: Body[LoginIn], request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Session:
     """Start a session. 429 after 10 failures per email or 100 per client address within 15 minutes."""
     body = decode(data, LoginIn)
-    return await service.login(services, body, client_address(request))
+    return await service.login(services, body, client_address(request), request.headers.get("user-agent"))
 
 
 @post("/auth/refresh", status_code=200, responses=error_responses(400, 401, 422))
@@ -47,12 +47,6 @@ async def refresh(data: Body[RefreshIn], services: NamedDependency[Services]) ->
 async def logout(data: Body[RefreshIn], services: NamedDependency[Services]) -> None:
     """End the login the refresh token belongs to (its refresh and access tokens stop working)."""
     await service.logout(services, decode(data, RefreshIn).refresh_token)
-
-
-@get("/me", guards=[user_required], responses=error_responses(401, 403))
-async def me(principal: NamedDependency[Principal], services: NamedDependency[Services]) -> User:
-    """The calling user (access token or API key); guest tokens get 403."""
-    return await service.get_user(services, principal.user_id)
 
 
 @post("/api-keys", status_code=201, guards=[user_required], responses=error_responses(400, 401, 403, 422))
@@ -79,7 +73,7 @@ async def delete_api_key(
 
 router = Router(
     path="/api/v1",
-    route_handlers=[register, login, refresh, logout, me, create_api_key, list_api_keys, delete_api_key],
+    route_handlers=[register, login, refresh, logout, create_api_key, list_api_keys, delete_api_key],
     dependencies=DEPENDENCIES,
     tags=["auth"],
 )

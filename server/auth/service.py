@@ -38,6 +38,7 @@ MAX_PASSWORD = 1024
 MAX_EMAIL = 320
 MAX_DISPLAY_NAME = 80
 MAX_KEY_NAME = 100
+MAX_USER_AGENT = 300
 
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f.]+(\.[^@\s\x00-\x1f\x7f.]+)+")
 
@@ -56,17 +57,22 @@ def display_name(raw: str) -> str:
     return clean_text(raw, "display_name", max_length=MAX_DISPLAY_NAME)
 
 
+def check_password_rule(password: str, field: str) -> None:
+    """422 naming `field` unless `password` is 8..1024 characters: the one rule for every new password."""
+    if len(password) < MIN_PASSWORD:
+        raise invalid(field, f"{field} must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise invalid(field, f"{field} must be at most {MAX_PASSWORD} characters")
+
+
 def user_of(row: asyncpg.Record | dict[str, Any]) -> User:
     return User(id=row["id"], email=row["email"], display_name=row["display_name"], created_at=row["created_at"])
 
 
-async def register(services: Services, body: RegisterIn) -> Session:
+async def register(services: Services, body: RegisterIn, user_agent: str | None = None) -> Session:
     """A new account and its first login; 409 if the email is taken (also when two race for it)."""
     email = normalise_email(body.email)
-    if len(body.password) < MIN_PASSWORD:
-        raise invalid("password", f"password must be at least {MIN_PASSWORD} characters")
-    if len(body.password) > MAX_PASSWORD:
-        raise invalid("password", f"password must be at most {MAX_PASSWORD} characters")
+    check_password_rule(body.password, "password")
     name = display_name(body.display_name)
     async with services.db.pool.acquire() as connection:
         if await connection.fetchval("SELECT 1 FROM users WHERE email = $1", email):
@@ -84,12 +90,12 @@ async def register(services: Services, body: RegisterIn) -> Session:
             )
         except asyncpg.UniqueViolationError:
             raise conflict("an account with this email already exists") from None
-        session = await _start_session(services, connection, row)
+        session = await start_session(services, connection, row, user_agent=user_agent)
     log.info("auth.registered", extra={"user_id": str(row["id"])})
     return session
 
 
-async def login(services: Services, body: LoginIn, address: str) -> Session:
+async def login(services: Services, body: LoginIn, address: str, user_agent: str | None = None) -> Session:
     """A new login. Unknown emails cost the same argon2 time as wrong passwords (no enumeration)."""
     email = body.email.strip().lower()
     await limits.reserve_login(services, email, address)
@@ -108,27 +114,34 @@ async def login(services: Services, body: LoginIn, address: str) -> Session:
                 "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], await hash_password(body.password)
             )
             log.info("auth.password_rehashed", extra={"user_id": str(row["id"])})
-        session = await _start_session(services, connection, row)
+        session = await start_session(services, connection, row, user_agent=user_agent)
     log.info("auth.login", extra={"user_id": str(row["id"]), "client": address})
     return session
 
 
-async def _start_session(
+async def start_session(
     services: Services,
     connection: asyncpg.Connection,
     user: asyncpg.Record,
     family_id: uuid.UUID | None = None,
+    *,
+    user_agent: str | None = None,
 ) -> Session:
-    """Issue an access token and a refresh token (a new family unless `family_id`), inside the caller's transaction."""
+    """Issue an access token and a refresh token (a new family unless `family_id`), inside the caller's transaction.
+
+    `user_agent` (the client's `User-Agent`, cut to 300 characters) is what `GET /me/sessions` shows.
+    """
     family_id = family_id or uuid.uuid4()
     refresh_token = new_secret()
     await connection.execute(
-        'INSERT INTO refresh_tokens (id, "user", family_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)',
+        'INSERT INTO refresh_tokens (id, "user", family_id, token_hash, expires_at, user_agent) '
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         uuid.uuid4(),
         user["id"],
         family_id,
         secret_hash(refresh_token),
         datetime.now(UTC) + timedelta(seconds=services.settings.refresh_token_ttl_s),
+        user_agent[:MAX_USER_AGENT] if user_agent else None,
     )
     settings = services.settings
     return Session(
@@ -146,7 +159,7 @@ async def refresh(services: Services, token: str) -> Session:
     session: Session | None = None
     async with services.db.pool.acquire() as connection, connection.transaction():
         row = await connection.fetchrow(
-            'SELECT id, "user", family_id, expires_at, spent_at, revoked_at FROM refresh_tokens '
+            'SELECT id, "user", family_id, expires_at, spent_at, revoked_at, user_agent FROM refresh_tokens '
             "WHERE token_hash = $1 FOR UPDATE",
             secret_hash(token),
         )
@@ -162,7 +175,7 @@ async def refresh(services: Services, token: str) -> Session:
         else:
             await connection.execute("UPDATE refresh_tokens SET spent_at = now() WHERE id = $1", row["id"])
             user = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", row["user"])
-            session = await _start_session(services, connection, user, row["family_id"])
+            session = await start_session(services, connection, user, row["family_id"], user_agent=row["user_agent"])
     if session is None:
         extra = {"outcome": outcome}
         if row is not None:

@@ -35,6 +35,8 @@ class RefreshToken(Table, tablename="refresh_tokens"):
     expires_at = Timestamptz()
     spent_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+    user_agent = Varchar(length=300, null=True, default=None)
+    """The browser or client that started the login (its `User-Agent`), shown in `GET /me/sessions`."""
 
 
 class ApiKey(Table, tablename="api_keys"):

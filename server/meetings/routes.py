@@ -8,7 +8,7 @@ code takes credentials optionally. Bodies are untrusted and decoded strictly.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from litestar import Request, Router, delete, get, patch, post
 from litestar.di import NamedDependency
@@ -28,6 +28,8 @@ from server.meetings.schemas import (
     Presenter,
     PresenterIn,
     PresenterList,
+    SourceEvent,
+    SourceIn,
 )
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
@@ -39,12 +41,31 @@ Limit = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1..1
 Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=512)]
 
 
-@post("/meetings", status_code=201, guards=[user_required], responses=error_responses(400, 401, 403, 422))
+@runtime_checkable
+class EventReader(Protocol):
+    """Reads the calendar event a `source` names (404 for an unknown event or a connection not the caller's).
+
+    The calendar feature provides it (wired in `server.app`), so meetings never import calendar.
+    """
+
+    async def __call__(self, user_id: uuid.UUID, source: SourceIn) -> SourceEvent: ...
+
+
+@post("/meetings", status_code=201, guards=[user_required], responses=error_responses(400, 401, 403, 404, 422))
 async def create_meeting(
-    data: Body[MeetingCreate], principal: NamedDependency[Principal], services: NamedDependency[Services]
+    data: Body[MeetingCreate],
+    principal: NamedDependency[Principal],
+    services: NamedDependency[Services],
+    calendar_events: NamedDependency[EventReader],
 ) -> Meeting:
-    """Create a `scheduled` meeting; the caller is its owner."""
-    return await service.create_meeting(services, principal.user_id, decode(data, MeetingCreate))
+    """Create a `scheduled` meeting; the caller is its owner.
+
+    With `source` (an event of one of the caller's calendar connections) the server reads the event,
+    takes title, starts_at and ends_at from it unless the body gives them, and the meeting follows it.
+    """
+    body = decode(data, MeetingCreate)
+    event = None if body.source is None else await calendar_events(principal.user_id, body.source)
+    return await service.create_meeting(services, principal.user_id, body, event)
 
 
 @get("/meetings", guards=[user_required], responses=error_responses(400, 401, 403, 422))

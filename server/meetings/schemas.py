@@ -70,14 +70,33 @@ class Meeting(msgspec.Struct, kw_only=True):
     """Set for meetings created from a calendar event."""
 
 
-class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class SourceIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`source` of `POST /meetings`: an event of one of the caller's calendar connections."""
+
+    connection_id: str
+    calendar_event_id: str
+
+
+class SourceEvent(msgspec.Struct, kw_only=True):
+    """The calendar event a new meeting is made from, as its connection's provider told it."""
+
+    provider: str
     title: str
-    """1..200 characters after trimming."""
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    title: str | UnsetType = UNSET
+    """1..200 characters after trimming; required unless `source` gives it."""
     description: str | None = None
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
     """Not before `starts_at`."""
     settings: SettingsIn | None = None
+    source: SourceIn | None = None
+    """Create the meeting from a calendar event: title, starts_at and ends_at come from it unless given,
+    and the meeting then follows the event (moved, cancelled)."""
 
 
 class MeetingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

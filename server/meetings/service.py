@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -46,6 +47,7 @@ from server.meetings.schemas import (
     PresenterItem,
     PresenterList,
     SettingsPatch,
+    SourceEvent,
     Status,
 )
 from server.notifications import triggers
@@ -173,6 +175,14 @@ def _title(raw: str) -> str:
     return clean_text(raw, "title", max_length=MAX_TITLE)
 
 
+def _event_title(raw: str) -> str:
+    """A calendar event's title as a meeting title: one line, control characters dropped, at most MAX_TITLE."""
+    text = " ".join("".join(c for c in raw if unicodedata.category(c) != "Cc" or c in "\t\n").split())
+    if len(text) > MAX_TITLE:
+        text = text[: MAX_TITLE - 1] + "…"
+    return text or "(untitled event)"
+
+
 def _description(raw: str | None) -> str:
     if raw is None:
         return ""
@@ -259,11 +269,35 @@ async def insert_meeting(
     raise RuntimeError("could not find a free join code")
 
 
-async def create_meeting(services: Services, owner_id: uuid.UUID, body: MeetingCreate) -> Meeting:
-    """A new `scheduled` meeting owned by `owner_id`, settings defaulted as the SPEC says."""
-    title = _title(body.title)
+async def create_meeting(
+    services: Services, owner_id: uuid.UUID, body: MeetingCreate, event: SourceEvent | None = None
+) -> Meeting:
+    """A new `scheduled` meeting owned by `owner_id`, settings defaulted as the SPEC says.
+
+    With `event` (the calendar event `body.source` names, read by the caller) the title and times
+    come from it unless the body gives them, and the meeting records its source.
+    """
+    if body.title is not msgspec.UNSET:
+        title = _title(body.title)
+    elif event is not None:
+        title = _event_title(event.title)
+    else:
+        raise invalid("title", "title is required (or a calendar source to take it from)")
     description = _description(body.description)
     starts_at, ends_at = _utc(body.starts_at, "starts_at"), _utc(body.ends_at, "ends_at")
+    source = None
+    if event is not None and body.source is not None:
+        if body.starts_at is None and body.ends_at is None:
+            starts_at, ends_at = event.starts_at, event.ends_at
+        elif body.starts_at is None:
+            starts_at = event.starts_at if event.starts_at and ends_at and event.starts_at <= ends_at else None
+        elif body.ends_at is None:
+            ends_at = event.ends_at if event.ends_at and starts_at and event.ends_at >= starts_at else None
+        source = MeetingSource(
+            provider=event.provider,
+            calendar_event_id=body.source.calendar_event_id,
+            connection_id=body.source.connection_id,
+        )
     _check_times(starts_at, ends_at)
     settings = _checked_settings(body.settings or MeetingSettings())
     async with services.db.pool.acquire() as connection:
@@ -275,6 +309,7 @@ async def create_meeting(services: Services, owner_id: uuid.UUID, body: MeetingC
             starts_at=starts_at,
             ends_at=ends_at,
             settings=settings,
+            source=source,
         )
     log.info("meetings.created", extra={"meeting_id": str(meeting.id), "owner_id": str(owner_id)})
     return meeting

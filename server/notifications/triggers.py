@@ -28,7 +28,11 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def _send(services: Services, user_id: uuid.UUID, kind: str, title: str, body: str, data: dict[str, Any]) -> None:
+async def _send(
+    services: Services, user_id: uuid.UUID | None, kind: str, title: str, body: str, data: dict[str, Any]
+) -> None:
+    if user_id is None:  # a question whose author deleted their account: nobody to tell
+        return
     try:
         await notify(services, user_id, kind, title, body, data)
     except Exception:

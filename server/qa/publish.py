@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from channels.broker import Broker
 from channels.protocol import Event
+from channels.seams import Publisher
 from server.qa.frames import (
     Author,
     ModeratorQuestionOut,
@@ -30,7 +30,7 @@ from server.times import iso_z
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
     """The question as one audience sees it."""
-    author = Author(id=str(row["author"]), display_name=row["author_name"])
+    author = None if row["author"] is None else Author(id=str(row["author"]), display_name=row["author_name"])
     fields: dict[str, Any] = {
         "id": str(row["id"]),
         "meeting_id": str(row["meeting"]),
@@ -74,10 +74,10 @@ def events_for(change: Change) -> list[Event]:
     elif _visible(before):
         events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
 
-    for room, view in (
-        (moderation_room(meeting_id), {"moderator": True}),
-        (user_room(current["author"]), {"as_author": True}),
-    ):
+    audiences: list[tuple[str, dict[str, bool]]] = [(moderation_room(meeting_id), {"moderator": True})]
+    if current["author"] is not None:  # None once the author deleted their account
+        audiences.append((user_room(current["author"]), {"as_author": True}))
+    for room, view in audiences:
         if after is None:
             events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
         elif before is None:
@@ -87,7 +87,7 @@ def events_for(change: Change) -> list[Event]:
     return events
 
 
-async def publish_events(broker: Broker, events: Iterable[Event]) -> None:
+async def publish_events(broker: Publisher, events: Iterable[Event]) -> None:
     """Publish `events`, one room's in the order given, rooms in parallel."""
     by_room: dict[str, list[Event]] = {}
     for event in events:
@@ -100,6 +100,6 @@ async def publish_events(broker: Broker, events: Iterable[Event]) -> None:
     await asyncio.gather(*(publish_room(room_events) for room_events in by_room.values()))
 
 
-async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
     """Publish every event of `changes`; events of one room keep their order."""
     await publish_events(broker, (event for change in changes for event in events_for(change)))

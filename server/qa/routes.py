@@ -58,7 +58,7 @@ async def question_cells(services: Services, meeting_id: uuid.UUID) -> AsyncIter
             row["status"],
             "true" if row["pinned"] else "false",
             row["votes"],
-            "" if row["anonymous"] else row["author_name"],
+            "" if row["anonymous"] else row["author_name"] or "",
             "true" if row["anonymous"] else "false",
             row["text"],
             row["answer"] or "",

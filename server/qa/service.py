@@ -26,7 +26,7 @@ QUESTION_COLUMNS = """q.id, q.meeting, q.author, u.display_name AS author_name, 
     q.votes, q.anonymous, q.answer, q.flagged, q.flagged_words, q.dismiss_reason, q.merged_into,
     q.client_id, q.created_at, q.updated_at, q.answered_at"""
 
-SELECT_QUESTION = f"SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author WHERE q.id = $1"
+SELECT_QUESTION = f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author WHERE q.id = $1"
 
 SNAPSHOT_LIMIT = 500
 """Questions in one snapshot: the top 500 by the snapshot order (pinned, votes, age)."""
@@ -108,7 +108,7 @@ _INSERT_QUESTION = f"""WITH q AS (
     ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
     RETURNING *
 )
-SELECT {QUESTION_COLUMNS} FROM q JOIN users u ON u.id = q.author"""
+SELECT {QUESTION_COLUMNS} FROM q LEFT JOIN users u ON u.id = q.author"""
 
 
 async def ask(
@@ -235,6 +235,11 @@ async def _unpin_others(connection: asyncpg.Connection, meeting_id: uuid.UUID, b
     return changes
 
 
+def _authorless(before: Row) -> str | None:
+    """Nobody to mute: the author deleted their account (the question stays, with no author)."""
+    return "the author of this question deleted their account" if before["author"] is None else None
+
+
 async def _mute(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
     statement = 'INSERT INTO mutes (meeting, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING'
     await connection.execute(statement, meeting_id, before["author"])
@@ -305,8 +310,8 @@ TRANSITIONS: dict[str, Transition] = {
         assignments="status = 'live', dismiss_reason = NULL, answered_at = NULL",
         refuse_if=lambda before: "a merged question cannot be reopened" if before["merged_into"] is not None else None,
     ),
-    "mute_author": Transition(step=_mute),
-    "unmute_author": Transition(step=_unmute),
+    "mute_author": Transition(step=_mute, refuse_if=_authorless),
+    "unmute_author": Transition(step=_unmute, refuse_if=_authorless),
 }
 """`moderate` as a table: every action the frame's `ModerateAction` allows, and nothing else."""
 
@@ -422,7 +427,7 @@ async def merge(
         await connection.execute(
             """INSERT INTO votes (question, "user")
                SELECT $2::uuid, "user" FROM votes WHERE question = $1
-               UNION SELECT $2::uuid, $3::uuid
+               UNION SELECT $2::uuid, $3::uuid WHERE $3::uuid IS NOT NULL
                ON CONFLICT DO NOTHING""",
             question_id, into_id, source["author"],
         )  # fmt: skip
@@ -452,7 +457,7 @@ async def snapshot(
         args.append(viewer_id)
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            f"""SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author WHERE {where}
+            f"""SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author WHERE {where}
                 ORDER BY q.pinned DESC, q.votes DESC, q.created_at ASC, q.id ASC LIMIT {SNAPSHOT_LIMIT}""",
             *args,
         )
@@ -487,7 +492,7 @@ async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterato
     """Every question of a meeting, oldest first, streamed through a server-side cursor."""
     async with pool.acquire() as connection, connection.transaction():
         async for row in connection.cursor(
-            f"SELECT {QUESTION_COLUMNS} FROM questions q JOIN users u ON u.id = q.author "
+            f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author "
             "WHERE q.meeting = $1 ORDER BY q.created_at, q.id",
             meeting_id,
             prefetch=500,

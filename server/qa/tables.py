@@ -3,7 +3,7 @@ indexes: one pinned question per meeting, one question per client_id)."""
 
 from __future__ import annotations
 
-from piccolo.columns import UUID, Array, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import UUID, Array, Boolean, ForeignKey, Integer, OnDelete, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
 from piccolo.table import Table
@@ -15,7 +15,8 @@ from server.meetings.tables import Meeting
 class Question(Table, tablename="questions"):
     id = UUID(primary_key=True, default=UUID4())
     meeting = ForeignKey(references=Meeting)
-    author = ForeignKey(references=User)
+    author = ForeignKey(references=User, null=True, on_delete=OnDelete.set_null)
+    """NULL once the author deleted their account: the question stays, as if anonymous."""
     text = Text()
     status = Varchar(length=16)
     pinned = Boolean(default=False)
@@ -37,7 +38,8 @@ class Vote(Table, tablename="votes"):
 
     id = UUID(primary_key=True, default=UUID4())
     question = ForeignKey(references=Question)
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=True, on_delete=OnDelete.set_null)
+    """NULL once the voter deleted their account: the vote still counts."""
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -111,6 +111,24 @@ def presenter_page() -> Response[str]:
     return _html("presenter.html")
 
 
+@get("/account", include_in_schema=False, sync_to_thread=False)
+def account_page() -> Response[str]:
+    """The Account page: profile, password, where one is signed in, data export, deleting the account."""
+    return _html("account.html")
+
+
+@get("/reset", include_in_schema=False, sync_to_thread=False)
+def reset_page() -> Response[str]:
+    """Forgot password: ask for a reset mail, and (with `#token=...` from the mail) choose a new password."""
+    return _html("reset.html")
+
+
+@get("/calendar", include_in_schema=False, sync_to_thread=False)
+def calendar_page() -> Response[str]:
+    """Connected calendars: connect Google or Outlook, status and last sync, meetings from events."""
+    return _html("calendar.html")
+
+
 static = create_static_files_router(
     path="/static",
     directories=[PAGES / "static"],
@@ -154,6 +172,9 @@ router = Router(
         direct_link,
         direct_link_qr,
         presenter_page,
+        account_page,
+        reset_page,
+        calendar_page,
         static,
         swagger_ui,
     ],

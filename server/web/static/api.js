@@ -144,6 +144,11 @@ export class Session extends EventTarget {
     this._timer = setTimeout(() => this.refresh(), Math.min(wait, 2 ** 31 - 1));
   }
 
+  /** Keep a Session answer the page got elsewhere (password change, reset), or null to forget it. */
+  adopt(data) {
+    this._save(data);
+  }
+
   async login(email, password) {
     this._save(await api("/auth/login", { method: "POST", body: { email, password } }));
   }

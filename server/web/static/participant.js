@@ -17,6 +17,8 @@
 
 import { api, ApiError, inWords } from "./api.js";
 import { compareQuestions, el, KeyedList, QuestionStore, shortTime, votesLabel } from "./qa.js";
+import { ParticipantPolls } from "./polls.js";
+import { ReactionBar, ReactionLayer } from "./reactions.js";
 import { ProtocolError, randomId, RoomcastClient, sameOriginWsUrl } from "./roomcast.js";
 
 const $ = (id) => document.getElementById(id);
@@ -174,6 +176,8 @@ let order = "popular"; // "popular" | "recent"
 const voting = new Set(); // question ids with a vote frame in flight
 let questionList = null;
 let snapshotSeen = false;
+let polls = null; // the poll card (polls.js)
+const reactionLayer = new ReactionLayer();
 
 function enterMeeting(saved) {
   guest = saved;
@@ -192,7 +196,9 @@ function enterMeeting(saved) {
   questionList = new KeyedList($("questions"), { create: createItem, update: updateItem });
 
   client = new RoomcastClient({ url: sameOriginWsUrl(), token: () => guest.guest_token });
-  window.roomcast = { client, store }; // for the console and the browser tests
+  polls = new ParticipantPolls({ root: $("poll-card"), announcer: $("announcer"), client, room });
+  new ReactionBar({ root: $("reaction-bar"), client, room });
+  window.roomcast = { client, store, polls }; // for the console and the browser tests
   client.addEventListener("state", (e) => showConnection(e.detail.state));
   client.addEventListener("welcome", (e) => {
     const first = me === null;
@@ -207,7 +213,7 @@ function enterMeeting(saved) {
       }
       $("you-are").textContent = `You are ${me.display_name}`;
       $("you-are").hidden = false;
-      client.subscribe(`user:${me.id}`, { event: onUserEvent });
+      client.subscribe(`user:${me.id}`, polls.wrap({ event: onUserEvent }));
     }
   });
   client.addEventListener("stopped", (e) => {
@@ -220,7 +226,7 @@ function enterMeeting(saved) {
       showJoinForm("This meeting is no longer available to you: it was deleted, or you were removed from it.");
     }
   });
-  client.subscribe(room, {
+  const roomHandlers = {
     snapshot: onSnapshot,
     event: onMeetingEvent,
     error: (err) => {
@@ -230,7 +236,8 @@ function enterMeeting(saved) {
         err.code === "forbidden" ? "You may not join this meeting." : "This meeting is no longer available.",
       );
     },
-  });
+  };
+  client.subscribe(room, reactionLayer.wrap(polls.wrap(roomHandlers)));
   client.start();
 }
 

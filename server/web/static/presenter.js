@@ -10,6 +10,8 @@
 
 import { ApiError, clearFieldError, inWords, Session, showFieldErrors } from "./api.js";
 import { el, KeyedList, QuestionStore, shortTime, votesLabel } from "./qa.js";
+import { PresenterPolls, renderScreenPoll } from "./polls.js";
+import { ReactionLayer } from "./reactions.js";
 import { ProtocolError, RoomcastClient, sameOriginWsUrl } from "./roomcast.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,6 +27,15 @@ let client = null;
 let meeting = null;
 let snapshotSeen = false;
 const busy = new Set(); // question ids with a moderate frame in flight
+const reactionLayer = new ReactionLayer();
+const polls = new PresenterPolls({
+  root: $("polls-panel"),
+  session,
+  client: null,
+  meetingId,
+  room: moderationRoom,
+  onChange: () => renderScreen(),
+});
 
 // --- signing in ------------------------------------------------------------------------------
 
@@ -117,7 +128,8 @@ function connect() {
     token: () => session.accessToken,
     refresh: () => session.refresh(),
   });
-  window.roomcast = { client, store }; // for the console and the browser tests
+  polls.setClient(client);
+  window.roomcast = { client, store, polls }; // for the console and the browser tests
   client.addEventListener("state", (e) => {
     const words = { connecting: "Connecting…", reconnecting: "Reconnecting…", stopped: "Disconnected" };
     $("connection").textContent = words[e.detail.state] ?? "";
@@ -133,7 +145,7 @@ function connect() {
         ? "You are not the owner or a presenter of this meeting."
         : "There is no such meeting, or you are not its owner or one of its presenters.",
     );
-  client.subscribe(moderationRoom, {
+  client.subscribe(moderationRoom, polls.wrap({
     snapshot(snapshot) {
       if (snapshot.meeting) showMeeting(snapshot.meeting);
       store.reset(snapshot.questions ?? []);
@@ -143,8 +155,8 @@ function connect() {
     },
     event: onModerationEvent,
     error: refused,
-  });
-  client.subscribe(publicRoom, {
+  }));
+  client.subscribe(publicRoom, reactionLayer.wrap({
     snapshot(snapshot) {
       if (snapshot.meeting) showMeeting(snapshot.meeting);
       if (snapshot.presence) showPresence(snapshot.presence.count);
@@ -155,7 +167,7 @@ function connect() {
       else if (event.type === "meeting.updated") showMeeting(event.meeting);
     },
     error: refused,
-  });
+  }));
   client.start();
 }
 
@@ -688,6 +700,7 @@ function screenQueue() {
 
 function renderScreen() {
   if ($("screen").hidden) return;
+  $("screen").classList.toggle("with-poll", renderScreenPoll($("screen-poll"), polls.store));
   const queue = screenQueue();
   let index = queue.findIndex((q) => q.id === screenId);
   if (index < 0) index = 0;

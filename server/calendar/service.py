@@ -1,0 +1,446 @@
+"""Calendar sync: connections, the connect flow, reading events for new meetings, and token handling.
+
+One `Calendar` per process (the app's and each job's) holds the enabled providers. Provider
+libraries block, so every provider call runs in a thread. Sync itself is in
+`server.calendar.sync`; webhooks in `server.calendar.webhooks`.
+
+Invariants kept here:
+- Provider tokens are stored only encrypted (`crypto.TokenBox`) and never leave the server.
+- Tokens are loaded, refreshed and saved under a per-connection Redis lock (`tokens` below):
+  Microsoft rotates refresh tokens, so two refreshes racing could strand one with `invalid_grant`.
+- The connect `state` is signed (names the user and provider, expires) and single use: the flow
+  data it points to is taken out of Redis with GETDEL, so a replayed state finds nothing.
+- A provider that is off (no client id) is unknown here: its endpoints answer 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import asyncpg
+import msgspec
+from saq import Queue
+
+from server.calendar.crypto import State, StateSigner, TokenBox
+from server.calendar.providers.base import (
+    CalEvent,
+    NotFound,
+    Provider,
+    ProviderError,
+    RateLimited,
+    Revoked,
+    Tokens,
+    Unauthorized,
+)
+from server.calendar.schemas import CalendarEventOut, CalendarEventPage, Connection
+from server.errors import ApiError, bad_request, conflict, not_found
+from server.meetings.schemas import SourceEvent, SourceIn
+from server.services import Services
+
+log = logging.getLogger("roomcast.calendar")
+
+T = TypeVar("T")
+
+PROVIDERS = ("google", "outlook")
+STATE_TTL_S = 600
+"""How long a connect flow may take between `connect` and the provider's redirect back."""
+TOKEN_LOCK_S = 30
+SYNC_TIMEOUT_S = 300
+SYNC_RETRIES = 4
+PENDING_TTL_S = SYNC_TIMEOUT_S
+RATE_LIMIT_ATTEMPTS = 5
+MAX_RETRY_AFTER_S = 60.0
+
+CONNECTION_COLUMNS = (
+    'id, "user", provider, account_email, status, error, revoked, tokens, sync_cursor, channel_id, '
+    "channel_resource_id, channel_expires_at, channel_created_at, last_synced_at, created_at"
+)
+
+
+def build_providers(services: Services) -> dict[str, Provider]:
+    """The providers whose client id is set; the others are off."""
+    settings = services.settings
+    providers: dict[str, Provider] = {}
+    if settings.google_client_id:
+        from server.calendar.providers.google import GoogleCalendar
+
+        providers["google"] = GoogleCalendar(settings)
+    if settings.microsoft_client_id:
+        from server.calendar.providers.microsoft import OutlookCalendar
+
+        providers["outlook"] = OutlookCalendar(settings)
+    return providers
+
+
+def connection_of(row: asyncpg.Record) -> Connection:
+    return Connection(
+        id=row["id"],
+        provider=row["provider"],
+        account_email=row["account_email"],
+        status=row["status"],
+        error=row["error"],
+        last_synced_at=row["last_synced_at"],
+        created_at=row["created_at"],
+    )
+
+
+class Calendar:
+    """Calendar sync for one process: `services`, the job `queue`, and the enabled providers."""
+
+    def __init__(self, services: Services, queue: Queue) -> None:
+        self.services = services
+        self.queue = queue
+        self.providers = build_providers(services)
+        self.box = TokenBox(services.settings)
+        self.signer = StateSigner(services.settings)
+
+    # --- providers and addresses ---------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        """The enabled provider `name`; 404 for an unknown one or one that is off."""
+        provider = self.providers.get(name)
+        if provider is None:
+            raise not_found(f"calendar provider {name!r} is not enabled on this server")
+        return provider
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.services.settings.public_url.rstrip('/')}/api/v1/calendar/{provider}/callback"
+
+    def webhook_address(self, provider: str) -> str:
+        return f"{self.services.settings.public_url.rstrip('/')}/api/v1/calendar/webhooks/{provider}"
+
+    async def call(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking provider call in a thread."""
+        return await asyncio.to_thread(function, *args)
+
+    # --- connect -------------------------------------------------------------------------
+
+    async def authorization_url(self, user_id: uuid.UUID, provider_name: str) -> str:
+        """Start a connect flow: a signed state bound to the user, its flow data kept in Redis once."""
+        provider = self.provider(provider_name)
+        nonce = secrets.token_urlsafe(24)
+        state = self.signer.sign(State(nonce, str(user_id), provider_name, int(time.time()) + STATE_TTL_S))
+        try:
+            url, flow = await self.call(provider.authorization, self.redirect_uri(provider_name), state)
+        except ProviderError as err:
+            log.warning("calendar.connect_failed", extra={"provider": provider_name, "error": str(err)})
+            raise ApiError(502, "the calendar provider could not be reached; try again", code="bad_request") from None
+        record = {"user_id": str(user_id), "provider": provider_name, "flow": flow}
+        await self.services.redis.set(
+            self.services.key("calendar", "state", nonce), msgspec.json.encode(record), ex=STATE_TTL_S
+        )
+        log.info("calendar.connect_started", extra={"provider": provider_name, "user_id": str(user_id)})
+        return url
+
+    async def complete(self, provider_name: str, params: dict[str, str]) -> uuid.UUID:
+        """The provider's redirect back: check the state, redeem the code, store the connection, enqueue a sync.
+
+        A forged, expired, replayed or foreign state is 400 and stores nothing.
+        """
+        provider = self.provider(provider_name)
+        state = self.signer.verify(params.get("state", ""), provider_name)
+        if state is None:
+            raise bad_request("the state is invalid or expired; start connecting again")
+        raw = await self.services.redis.getdel(self.services.key("calendar", "state", state.nonce))
+        if raw is None:
+            raise bad_request("this connect link was already used or has expired; start connecting again")
+        record = msgspec.json.decode(raw)
+        if record.get("user_id") != state.user_id or record.get("provider") != provider_name:
+            raise bad_request("the state does not match its flow")
+        if "error" in params:
+            raise bad_request(f"the provider did not grant access ({params['error'][:100]})")
+        try:
+            grant = await self.call(provider.redeem, record["flow"], params, self.redirect_uri(provider_name))
+        except ProviderError as err:
+            log.warning("calendar.redeem_failed", extra={"provider": provider_name, "error": str(err)[:300]})
+            raise bad_request("the provider refused the authorization code; start connecting again") from None
+        user_id = uuid.UUID(state.user_id)
+        async with self.services.db.pool.acquire() as connection:
+            exists = await connection.fetchval("SELECT true FROM users WHERE id = $1", user_id)
+            if not exists:
+                raise bad_request("the account that started connecting no longer exists")
+            connection_id: uuid.UUID = await connection.fetchval(
+                """INSERT INTO calendar_connections (id, "user", provider, account_email, tokens)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT ("user", provider, account_email) DO UPDATE
+                   SET tokens = EXCLUDED.tokens, status = 'active', error = NULL, revoked = false, updated_at = now()
+                   RETURNING id""",
+                uuid.uuid4(),
+                user_id,
+                provider_name,
+                grant.account_email[:320],
+                self.box.seal(grant.tokens),
+            )
+        log.info(
+            "calendar.connected",
+            extra={"provider": provider_name, "user_id": str(user_id), "connection_id": str(connection_id)},
+        )
+        await self.request_sync(connection_id)
+        return connection_id
+
+    # --- connections ---------------------------------------------------------------------
+
+    async def load(self, connection_id: uuid.UUID) -> asyncpg.Record | None:
+        async with self.services.db.pool.acquire() as connection:
+            row: asyncpg.Record | None = await connection.fetchrow(
+                f"SELECT {CONNECTION_COLUMNS} FROM calendar_connections WHERE id = $1", connection_id
+            )
+        return row
+
+    async def owned(self, user_id: uuid.UUID, connection_id: uuid.UUID | str) -> asyncpg.Record:
+        """The caller's connection; 404 for one that is not theirs or does not exist."""
+        try:
+            ident = connection_id if isinstance(connection_id, uuid.UUID) else uuid.UUID(connection_id)
+        except ValueError:
+            raise not_found("no such calendar connection") from None
+        row = await self.load(ident)
+        if row is None or row["user"] != user_id:
+            raise not_found("no such calendar connection")
+        return row
+
+    async def connections(self, user_id: uuid.UUID) -> list[Connection]:
+        async with self.services.db.pool.acquire() as connection:
+            rows = await connection.fetch(
+                f'SELECT {CONNECTION_COLUMNS} FROM calendar_connections WHERE "user" = $1 ORDER BY created_at, id',
+                user_id,
+            )
+        return [connection_of(row) for row in rows]
+
+    async def disconnect(self, user_id: uuid.UUID, connection_id: uuid.UUID) -> None:
+        """Stop the provider's channel (best effort), then delete the connection with its tokens and events."""
+        row = await self.owned(user_id, connection_id)
+        provider = self.providers.get(row["provider"])
+        if provider is not None and row["channel_id"] and not row["revoked"]:
+            from server.calendar.providers.base import Channel
+
+            channel = Channel(row["channel_id"], row["channel_resource_id"], row["channel_expires_at"])
+            try:
+                await self.with_token(row, lambda token: provider.stop(token, channel))
+            except (ProviderError, ValueError) as err:
+                log.warning(
+                    "calendar.stop_failed", extra={"connection_id": str(connection_id), "error": str(err)[:200]}
+                )
+        async with self.services.db.pool.acquire() as connection:
+            await connection.execute("DELETE FROM calendar_connections WHERE id = $1", connection_id)
+        log.info("calendar.disconnected", extra={"connection_id": str(connection_id), "user_id": str(user_id)})
+
+    async def manual_sync(self, user_id: uuid.UUID, connection_id: uuid.UUID) -> Connection:
+        row = await self.owned(user_id, connection_id)
+        if row["revoked"]:
+            raise conflict("the account revoked roomcast's access: connect it again")
+        await self.request_sync(connection_id)
+        return connection_of(row)
+
+    async def upcoming(self, user_id: uuid.UUID, connection_id: uuid.UUID, limit: int) -> CalendarEventPage:
+        """The next events the last sync saw (not cancelled, not yet ended), soonest first."""
+        await self.owned(user_id, connection_id)
+        async with self.services.db.pool.acquire() as connection:
+            rows = await connection.fetch(
+                """SELECT e.event_id, e.title, e.starts_at, e.ends_at,
+                          coalesce(array_agg(m.id) FILTER (WHERE m.id IS NOT NULL), '{}') AS meeting_ids
+                   FROM calendar_events e
+                   LEFT JOIN meetings m ON m.source IS NOT NULL
+                        AND m.source->>'connection_id' = e.connection::text
+                        AND m.source->>'calendar_event_id' = e.event_id
+                   WHERE e.connection = $1 AND NOT e.cancelled AND coalesce(e.ends_at, e.starts_at) >= now()
+                   GROUP BY e.id ORDER BY e.starts_at, e.event_id LIMIT $2""",
+                connection_id,
+                limit,
+            )
+        return CalendarEventPage(
+            items=[
+                CalendarEventOut(
+                    calendar_event_id=row["event_id"],
+                    title=row["title"],
+                    starts_at=row["starts_at"],
+                    ends_at=row["ends_at"],
+                    meeting_ids=list(row["meeting_ids"]),
+                )
+                for row in rows
+            ]
+        )
+
+    async def read_source(self, user_id: uuid.UUID, source: SourceIn) -> SourceEvent:
+        """The event a new meeting is created from, read from the provider (meetings' `EventReader`)."""
+        row = await self.owned(user_id, source.connection_id)
+        provider = self.providers.get(row["provider"])
+        if provider is None:
+            raise not_found("this calendar provider is not enabled on this server")
+        if row["revoked"]:
+            raise conflict("the account revoked roomcast's access: connect it again")
+        event_id = source.calendar_event_id
+        if not event_id or len(event_id) > 1024:
+            raise not_found("no such calendar event")
+        try:
+            event: CalEvent = await self.with_token(row, lambda token: provider.get_event(token, event_id))
+        except NotFound:
+            raise not_found("no such calendar event") from None
+        except Revoked as err:
+            await self.mark_revoked(row, str(err))
+            raise conflict("the account revoked roomcast's access: connect it again") from None
+        except ProviderError as err:
+            log.warning("calendar.read_failed", extra={"connection_id": str(row["id"]), "error": str(err)[:200]})
+            raise ApiError(503, "the calendar provider did not answer; try again", code="unavailable") from None
+        if event.cancelled:
+            raise not_found("this calendar event was cancelled")
+        await self.remember(row["id"], event)
+        return SourceEvent(
+            provider=row["provider"], title=event.title, starts_at=event.starts_at, ends_at=event.ends_at
+        )
+
+    async def remember(self, connection_id: uuid.UUID, event: CalEvent) -> None:
+        """Hold `event` as the base of the next diff (so creating a meeting from it is not itself a change)."""
+        async with self.services.db.pool.acquire() as connection:
+            await connection.execute(
+                """INSERT INTO calendar_events (id, connection, event_id, title, starts_at, ends_at, cancelled)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (connection, event_id) DO UPDATE SET title = EXCLUDED.title,
+                       starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, cancelled = EXCLUDED.cancelled,
+                       updated_at = now()""",
+                uuid.uuid4(), connection_id, event.id, event.title, event.starts_at, event.ends_at, event.cancelled,
+            )  # fmt: skip
+
+    # --- tokens --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def token_lock(self, connection_id: uuid.UUID) -> AsyncIterator[None]:
+        lock = self.services.redis.lock(
+            self.services.key("calendar", "tokens", str(connection_id)),
+            timeout=TOKEN_LOCK_S,
+            blocking_timeout=TOKEN_LOCK_S,
+        )
+        if not await lock.acquire():
+            raise ProviderError("another process held this connection's tokens too long")
+        try:
+            yield
+        finally:
+            try:
+                await lock.release()
+            except Exception:  # expired meanwhile: nothing to release
+                log.warning("calendar.token_lock_lost", extra={"connection_id": str(connection_id)})
+
+    async def access_token(self, row: asyncpg.Record, *, force: bool = False) -> str:
+        """A valid access token for the connection: load, refresh if needed and save, under the token lock."""
+        provider = self.provider(row["provider"])
+        async with self.token_lock(row["id"]):
+            async with self.services.db.pool.acquire() as connection:
+                sealed = await connection.fetchval("SELECT tokens FROM calendar_connections WHERE id = $1", row["id"])
+            if sealed is None:
+                raise NotFound("the connection was deleted")
+            try:
+                raw, stale = self.box.open(sealed)
+            except ValueError as err:
+                raise Revoked(str(err)) from None
+            tokens = Tokens(raw=raw, changed=stale)
+            token = await self.call(lambda: provider.access_token(tokens, force=force))
+            if tokens.changed:
+                async with self.services.db.pool.acquire() as connection:
+                    await connection.execute(
+                        "UPDATE calendar_connections SET tokens = $2, updated_at = now() WHERE id = $1",
+                        row["id"],
+                        self.box.seal(tokens.raw),
+                    )
+        return token
+
+    async def with_token(self, row: asyncpg.Record, action: Callable[[str], T]) -> T:
+        """Run `action(access_token)` in a thread: refresh once on 401, wait out rate limits (`Retry-After`)."""
+        refreshed = False
+        for attempt in range(RATE_LIMIT_ATTEMPTS):
+            token = await self.access_token(row, force=refreshed)
+            try:
+                return await self.call(action, token)
+            except Unauthorized:
+                if refreshed:
+                    raise
+                refreshed = True
+                log.info("calendar.token_refresh_on_401", extra={"connection_id": str(row["id"])})
+            except RateLimited as err:
+                if attempt == RATE_LIMIT_ATTEMPTS - 1:
+                    raise
+                delay = min(MAX_RETRY_AFTER_S, max(err.retry_after, 0.2 * 2**attempt))
+                log.info(
+                    "calendar.rate_limited",
+                    extra={"connection_id": str(row["id"]), "retry_after_s": delay, "error": str(err)},
+                )
+                await asyncio.sleep(delay)
+        raise ProviderError("gave up after repeated rate limits")
+
+    async def mark_revoked(self, row: asyncpg.Record, reason: str) -> bool:
+        """Mark the connection `error` for good; notify the owner the first time only. True if this call did."""
+        from server.notifications.service import notify
+
+        async with self.services.db.pool.acquire() as connection:
+            changed = await connection.fetchval(
+                """UPDATE calendar_connections SET status = 'error', revoked = true, error = $2, updated_at = now()
+                   WHERE id = $1 AND NOT revoked RETURNING true""",
+                row["id"],
+                reason[:500],
+            )
+        if not changed:
+            return False
+        log.warning("calendar.revoked", extra={"connection_id": str(row["id"]), "provider": row["provider"]})
+        label = "Google Calendar" if row["provider"] == "google" else "Outlook"
+        try:
+            await notify(
+                self.services,
+                row["user"],
+                "calendar.sync_failed",
+                f"{label} sync stopped",
+                f"{row['account_email'] or label} no longer allows roomcast to read the calendar. Connect it again.",
+                {"connection_id": str(row["id"]), "provider": row["provider"], "reason": reason[:200]},
+            )
+        except Exception:
+            log.exception("calendar.notify_failed", extra={"connection_id": str(row["id"])})
+        return True
+
+    # --- sync jobs -----------------------------------------------------------------------
+
+    async def request_sync(self, connection_id: uuid.UUID) -> bool:
+        """Enqueue a sync unless one is already waiting to start (webhooks coalesce). True if enqueued.
+
+        A sync job clears the `pending` flag only once it holds the connection's sync lock, so a
+        webhook during a running sync enqueues exactly one more, and a burst of webhooks before it
+        starts enqueues nothing more.
+        """
+        pending = self.services.key("calendar", "pending", str(connection_id))
+        if not await self.services.redis.set(pending, b"1", nx=True, ex=PENDING_TTL_S):
+            return False
+        try:
+            await self.queue.enqueue(
+                "calendar_sync",
+                key=f"calendar-sync:{connection_id}:{secrets.token_hex(6)}",
+                connection_id=str(connection_id),
+                timeout=SYNC_TIMEOUT_S,
+                retries=SYNC_RETRIES,
+                retry_delay=2.0,
+                retry_backoff=60.0,
+            )
+        except Exception:
+            await self.services.redis.delete(pending)
+            raise
+        return True
+
+    async def request_renewal(self, connection_id: uuid.UUID) -> None:
+        await self.queue.enqueue(
+            "calendar_renew",
+            key=f"calendar-renew:{connection_id}",
+            connection_id=str(connection_id),
+            timeout=120,
+            retries=3,
+            retry_delay=5.0,
+            retry_backoff=60.0,
+        )
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
