@@ -48,6 +48,14 @@ async def room_keys(url: str, prefix: str) -> set[str]:
         await client.aclose()
 
 
+async def pubsub_connections(shard: RedisServer, prefix: str) -> int:
+    client = aioredis.Redis.from_url(shard.url)
+    try:
+        return [c.get("name") for c in await client.client_list(_type="pubsub")].count(f"{prefix}:pubsub")
+    finally:
+        await client.aclose()
+
+
 async def ask(ws: WsClient, meeting: str, text: str) -> dict[str, Any]:
     return await ws.request({"type": "ask", "room": f"meeting:{meeting}", "text": text}, timeout=10)
 
@@ -79,26 +87,27 @@ async def test_twenty_meetings_over_two_shards_deliver_in_order_on_both_processe
             for meeting in meetings:
                 room = f"meeting:{meeting}"
                 await ws.wait_count(lambda f, room=room: f.get("room") == room and f["type"] == "question.created", 3)
-                joined = next(f for f in ws.frames if f["type"] == "joined" and f["room"] == room)
-                assert_no_silent_gap(ws, room, joined["seq"] + 3)
+                assert_no_silent_gap(ws, room, ws.events(room)[-1]["seq"])  # presence events come in between
+        # one pub/sub connection per server process on each shard it has members on
+        for shard in shards:
+            assert await pubsub_connections(shard, redis_prefix) == 2
 
     # each shard holds exactly its meetings' rooms; REDIS_URL holds no room at all
     placed = [await room_keys(shard.url, redis_prefix) for shard in shards]
     for index, rooms in enumerate(placed):
-        expected = {f"meeting:{m}" for m in meetings if shard_of(m, 2) == index}
+        mine = [m for m in meetings if shard_of(m, 2) == index]
+        expected = {f"meeting:{m}" for m in mine} | {f"meeting:{m}:moderation" for m in mine}
         assert {r for r in rooms if r.startswith("meeting:")} == expected
-        assert not {r for r in rooms if r.startswith("meeting:") and r.endswith(":moderation")} - {
-            f"meeting:{m}:moderation" for m in meetings if shard_of(m, 2) == index
-        }
     user_shard = shard_of(owner.id, 2)
     assert f"user:{owner.id}" in placed[user_shard]  # the asker's own room, on the owner's shard
     assert await room_keys(services.redis_url, redis_prefix) == set()
-    # one pub/sub connection per server process on each shard it has members on
+    # and a process lets a shard's connection go a little after its last member there left
     for shard in shards:
-        client = aioredis.Redis.from_url(shard.url)
-        names = [c.get("name") for c in await client.client_list(_type="pubsub")]
-        await client.aclose()
-        assert names.count(f"{redis_prefix}:pubsub") == 2
+        await eventually(lambda shard=shard: _no_pubsub(shard, redis_prefix), timeout=15)
+
+
+async def _no_pubsub(shard: RedisServer, prefix: str) -> bool:
+    return await pubsub_connections(shard, prefix) == 0
 
 
 async def health(server: ServerProcess) -> httpx.Response:
@@ -175,6 +184,8 @@ async def test_a_shard_that_goes_down_costs_only_its_rooms_and_its_members_are_t
                 )
                 assert told["recovered"] is False and "snapshot" in told
                 assert told["epoch"] != first[meeting]["epoch"], "an empty shard means a new epoch"
+                texts = {q["text"] for q in told["snapshot"]["questions"]}
+                assert texts == ({"before", "while down"} if meeting == lost[0] else {"before"})
         timings["members told (unsolicited joined) after the shard is back"] = time.monotonic() - up_at
 
         async def ready() -> bool:
@@ -187,12 +198,10 @@ async def test_a_shard_that_goes_down_costs_only_its_rooms_and_its_members_are_t
         for ws in (a, b):
             for meeting in meetings:
                 room = f"meeting:{meeting}"
-                created = 3 if meeting in lost else 2
-                await ws.wait_count(
-                    lambda f, room=room: f.get("room") == room and f["type"] == "question.created", created
-                )
-                last = [f for f in ws.frames if f.get("room") == room and "seq" in f][-1]
-                assert_no_silent_gap(ws, room, last["seq"])
+                # lost meetings: "before" (old epoch) and "after"; the question stored while its shard was
+                # down was never an event: the snapshot of the unsolicited `joined` carries it
+                await ws.wait_count(lambda f, room=room: f.get("room") == room and f["type"] == "question.created", 2)
+                assert_no_silent_gap(ws, room, ws.events(room)[-1]["seq"])
     print("\nshard-loss timings (s): " + ", ".join(f"{k}: {v:.2f}" for k, v in timings.items()))
 
 
@@ -236,4 +245,5 @@ async def test_adding_a_shard_moves_some_rooms_to_a_new_epoch_and_the_others_rec
                 assert joined["epoch"] != epoch
             else:  # stayed where it was (jump hash moves rooms only to the new shard)
                 assert shard_of(meeting, 3) == shard_of(meeting, 2)
-                assert joined["recovered"] is True and joined["epoch"] == epoch and joined["seq"] == seq, joined
+                assert joined["recovered"] is True and joined["epoch"] == epoch, joined
+                assert joined["seq"] >= seq  # presence events came after (the members left)
