@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from server.services import Services
 
@@ -77,21 +79,29 @@ async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     except Exception:
         stats = {}
     if stats:
-        lines = [
-            "# HELP roomcast_jobs_total Jobs finished, by function and outcome (all workers)",
-            "# TYPE roomcast_jobs_total counter",
-        ]
-        for field, count in sorted(stats.items()):
-            function, _, outcome = (field.decode() if isinstance(field, bytes) else str(field)).rpartition(":")
-            lines.append(
-                f'roomcast_jobs_total{{function="{_label(function)}",outcome="{_label(outcome)}"}} {int(count)}'
-            )
-        body += ("\n".join(lines) + "\n").encode()
+        body += generate_latest(_Scraped(_jobs_family(stats)))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _jobs_family(stats: dict[Any, Any]) -> CounterMetricFamily:
+    """`roomcast_jobs_total{function, outcome}` from the counts every worker keeps in Redis."""
+    family = CounterMetricFamily(
+        "roomcast_jobs", "Jobs finished, by function and outcome (all workers)", labels=["function", "outcome"]
+    )
+    for field, count in sorted(stats.items()):
+        function, _, outcome = (field.decode() if isinstance(field, bytes) else str(field)).rpartition(":")
+        family.add_metric([function, outcome], int(count))
+    return family
+
+
+class _Scraped:
+    """Metric families read at scrape time, rendered by prometheus-client like any registry."""
+
+    def __init__(self, *families: Metric) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 router = Router(path="/", route_handlers=[live, ready, metrics])
