@@ -237,7 +237,7 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from benchmarks import scenarios
+    from benchmarks import polls, scenarios
     from benchmarks.peers import run as peers
 
     top = argparse.ArgumentParser(
@@ -275,6 +275,7 @@ def parser() -> argparse.ArgumentParser:
     add_common(p, run=scenario_latency)
 
     scenarios.add_parsers(sub, add_common)
+    polls.add_parsers(sub, add_common)
     peers.add_parser(sub, add_common)
     return top
 

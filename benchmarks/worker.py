@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from benchmarks import polls_worker as polls
 from benchmarks.wsclient import Client, open_client
 
 COALESCE_S = 0.15
@@ -52,7 +53,9 @@ class Slot:
     SENT = 13
     VOTE_EVENTS = 14
     NOT_RECOVERED = 15
-    WIDTH = 16
+    POLL_EVENTS = 16
+    REACTION_EVENTS = 17
+    WIDTH = 18
 
 
 class Q(msgspec.Struct):
@@ -64,6 +67,11 @@ class Q(msgspec.Struct):
 
 class Snap(msgspec.Struct):
     questions: list[Q] = []
+
+
+class PollResults(msgspec.Struct):
+    respondents: int = 0
+    counts: dict[str, int] = {}
 
 
 class Msg(msgspec.Struct):
@@ -79,6 +87,10 @@ class Msg(msgspec.Struct):
     snapshot: Snap | None = None
     code: str | None = None
     message: str | None = None
+    poll_id: str | None = None
+    results: PollResults | None = None
+    counts: dict[str, int] | None = None
+    """`reactions {counts}`."""
 
 
 decode_msg = msgspec.json.Decoder(Msg).decode
@@ -94,8 +106,12 @@ class State:
         "epoch",
         "index",
         "joined",
+        "poll_events",
         "probe",
         "questions",
+        "reaction_events",
+        "reactions",
+        "results",
         "seq",
         "token",
         "track",
@@ -118,6 +134,11 @@ class State:
         self.questions: dict[str, int] = {}
         self.voted: set[str] = set()
         self.waiters: dict[str, asyncio.Future[Msg]] = {}
+        self.results: PollResults | None = None
+        """The last `poll.results` this client holds (benchmarks/polls.py)."""
+        self.poll_events: list[float] = []
+        self.reaction_events: list[float] = []
+        self.reactions: dict[str, int] = {}
 
 
 class Worker:
@@ -149,7 +170,7 @@ class Worker:
         self.too_close = 0
         self.close_codes: dict[int, int] = {}
         self.sent_at: dict[str, tuple[str, float]] = {}
-        self.reply_ms: dict[str, list[float]] = {"ask": [], "vote": []}
+        self.reply_ms: dict[str, list[float]] = {"ask": [], "vote": [], "respond": [], "react": []}
         self.closest = 1.0
         self.commands: asyncio.Queue[Any] = asyncio.Queue()
         from benchmarks.peers.wire import wire_for  # it builds on this module's Msg
@@ -214,6 +235,15 @@ class Worker:
         elif kind == "question.removed":
             if st.track and m.room == self.room and m.question_id:
                 st.questions.pop(m.question_id, None)
+        elif kind == "poll.results" and m.room == self.room:
+            c[Slot.POLL_EVENTS] += 1
+            st.results = m.results
+            st.poll_events.append(time.monotonic())
+        elif kind == "reactions" and m.room == self.room:
+            c[Slot.REACTION_EVENTS] += 1
+            st.reaction_events.append(time.monotonic())
+            for reaction, count in (m.counts or {}).items():
+                st.reactions[reaction] = st.reactions.get(reaction, 0) + count
         elif kind == "joined" and m.room == self.room:
             if m.ref is None:
                 c[Slot.RESYNCS] += 1
@@ -579,6 +609,14 @@ class Worker:
             result = await self.townhall(params)
         elif name == "verify":
             result = self.verify(params)
+        elif name == "respond":
+            result = await polls.respond(self, params)
+        elif name == "react":
+            result = await polls.react(self, params)
+        elif name == "poll_state":
+            result = polls.poll_state(self, params)
+        elif name == "reaction_state":
+            result = polls.reaction_state(self, params)
         elif name == "leave_close":
             result = await self.leave_close()
         elif name == "abort_all":

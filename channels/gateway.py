@@ -1,20 +1,17 @@
-"""`/ws`: the one WebSocket endpoint, as a Litestar plugin (infrastructure, like ChannelsPlugin).
+"""One connection's life: accept -> authenticate -> dispatch -> cleanup; the runtime of `/ws` in one process.
 
-One connection = one `Session`: a reader (this handler's task) that decodes every client frame
-with one msgspec decoder over the application's whole client-frame union and dispatches it, and
-a writer task that drains the session's bounded send queue. Fan-out never awaits: behind
-uvicorn's sans-I/O connection it writes each event's ready-made frame bytes straight to every
-idle socket (`channels.wire`) and queues only behind a socket whose buffers are full, so a
-stalled socket delays nobody else; a queue that overflows closes its socket with 4008.
+Every frame is untrusted input: it is decoded by one msgspec decoder over the application's
+whole client-frame union (`channels.codec`); unknown types, wrong fields and input nested too
+deeply get an `error` (`bad_request`) naming the problem and the connection stays open; a
+client sending too fast gets `rate_limited` and then close 4429 (`channels.flood`). Dispatch is
+one table for every frame type, core frames included; a `RoomFrame` is first authorised through
+its room's policy (the grant, `channels.rooms.RoomHub.authorize`) and its handler gets the
+grant. Logs carry session and user ids, never tokens.
 
 What uvicorn (`--ws websockets-sansio`) does for us, configured in `roomcast serve`: frames
-over 64 KiB are closed with 1009 before they reach the app; WebSocket pings every
-`heartbeat_s`, and a peer that has not answered one within another `heartbeat_s` is dropped;
-on SIGTERM every socket gets close 1012. ASGI has no way for an app to send pings itself.
-
-Every frame is untrusted input: unknown types and wrong fields get an `error` (`bad_request`)
-naming the problem, the connection stays open, and a client sending too fast gets
-`rate_limited` and then close 4429. Logs carry session and user ids, never tokens.
+over 64 KiB are closed with 1009 before they reach the app, and text frames that are not UTF-8
+with 1007; WebSocket pings every `heartbeat_s`, and a peer that has not answered one within
+another `heartbeat_s` is dropped; on SIGTERM every socket gets close 1012.
 """
 
 from __future__ import annotations
@@ -22,33 +19,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 import time
-from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 import msgspec
-from litestar import Litestar, Response, asgi, get
-from litestar.config.app import AppConfig
 from litestar.enums import ScopeType
-from litestar.plugins import InitPluginProtocol
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 
 from channels.asyncapi import asyncapi_document
-from channels.broker import Broker, BrokerUnavailable, Disconnect, Envelope, Subscription, room_matches
+from channels.backend import BrokerUnavailable, Disconnect, room_matches
+from channels.codec import Codec, encode, frame_type
+from channels.config import GatewayConfig
+from channels.handshake import (
+    AddressCounts,
+    OriginCheck,
+    RawSend,
+    choose_subprotocol,
+    client_address,
+    header,
+    refuse,
+    upgrade_required,
+)
+from channels.hub import Hub
 from channels.metrics import Metrics
-from channels.presence import PresenceChanged, PresenceTracker
+from channels.presence import PresenceChanged
 from channels.protocol import (
     CLOSE_CODES,
     CORE_CLIENT_FRAMES,
-    CORE_SERVER_FRAMES,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
-    SUBPROTOCOL_JSON,
-    SUBPROTOCOL_MSGPACK,
     Auth,
     ClientFrame,
     Close,
@@ -67,313 +68,13 @@ from channels.protocol import (
     WelcomeUser,
 )
 from channels.rooms import RoomHub
-from channels.seams import Authenticator, CredentialCheck, FrameRouter, Handler, Identity, RoomPolicy, merge_routers
-from channels.wire import DirectSocket, ws_frame
+from channels.seams import Identity, merge_routers
+from channels.session import Session
+from channels.transport import choose_writer
 
 log = logging.getLogger("roomcast.ws")
 
-RawSend = Callable[[dict[str, Any]], Awaitable[None]]
-"""ASGI `send` taking plain dicts: messages here are built once and shared by many sockets."""
-
-_JSON = msgspec.json.Encoder()
-_MSGPACK = msgspec.msgpack.Encoder()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RateLimit:
-    """Frames per connection: a token bucket, then `strikes` refused frames before close 4429."""
-
-    per_second: float = 20.0
-    burst: int = 60
-    strikes: int = 20
-
-
-@dataclass(frozen=True, kw_only=True)
-class GatewayConfig:
-    """Everything the gateway is composed from; the application builds one in its composition root."""
-
-    broker: Broker
-    authenticator: Authenticator
-    credential_check: CredentialCheck | None = None
-    """Asked every `credential_check_s` which open sockets' credentials were revoked meanwhile."""
-    credential_check_s: float = 30.0
-    """The longest a socket outlives its revoked credential if this process missed the disconnect."""
-    policies: Sequence[RoomPolicy] = ()
-    """Checked in order; the first whose `owns(room)` is true decides. Must own `user:<id>`."""
-    routers: Sequence[FrameRouter] = ()
-    client_frames: Sequence[type[ClientFrame]] = CORE_CLIENT_FRAMES
-    """The whole client-frame union (core frames included); each non-core type needs one handler."""
-    server_frames: Sequence[type[ServerFrame]] = CORE_SERVER_FRAMES
-    """Every frame the server may send, events included: documented in the AsyncAPI document."""
-    presence: PresenceTracker | None = None
-    metrics: Metrics | None = None
-    allowed_origins: Sequence[str] = ()
-    """Browser handshakes from another `Origin` get HTTP 403; empty allows any (and no Origin is allowed)."""
-    heartbeat_s: int = 25
-    """Announced in `welcome`; the server (uvicorn) must be configured to ping at this interval."""
-    auth_timeout_s: float = 10.0
-    max_queue: int = 2000
-    """Frames waiting for one socket; one more closes it with 4008."""
-    close_timeout_s: float = 10.0
-    """How long a close may wait behind a stalled socket before the connection is dropped."""
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-    path: str = "/ws"
-    asyncapi_path: str | None = "/asyncapi.json"
-    title: str = "roomcast"
-    version: str = "1"
-    public_url: str = "http://127.0.0.1:8000"
-
-
-def frame_type(cls: type[msgspec.Struct]) -> str:
-    return str(cls.__struct_config__.tag)
-
-
-class _Probe(msgspec.Struct):
-    """A lenient look at a frame that failed to decode, to name the problem and echo `ref`."""
-
-    type: Any = None
-    ref: Any = None
-
-
-class Own:
-    """A frame for one connection only (a reply, an error, a `joined`), encoded for its wire format."""
-
-    __slots__ = ("binary", "kind", "payload")
-
-    def __init__(self, payload: bytes, kind: str, binary: bool) -> None:
-        self.payload = payload
-        self.kind = kind
-        self.binary = binary
-
-    # `binary` is ignored (the frame was encoded for its connection): the signature is Envelope's
-    def message(self, binary: bool) -> dict[str, Any]:
-        if self.binary:
-            return {"type": "websocket.send", "bytes": self.payload}
-        return {"type": "websocket.send", "text": self.payload.decode()}
-
-    def wire(self, binary: bool) -> bytes:
-        return ws_frame(self.payload, self.binary)
-
-
-class Closing:
-    """The last item of a connection's queue: sent through ASGI so the server runs the close handshake."""
-
-    __slots__ = ("code", "reason")
-    kind = "close"
-
-    def __init__(self, code: int, reason: str) -> None:
-        self.code = code
-        self.reason = reason
-
-
-Outgoing = Envelope | Own | Closing
-"""What waits in a connection's send queue: a shared room event, a frame of its own, the close."""
-
-
-class Session:
-    """One authenticated connection: what handlers see (`SessionView`) and what the broker feeds.
-
-    Frames go straight to the socket when nothing is queued before them and the socket takes
-    writes (`DirectSocket`, one `write` per frame, no task switch); otherwise they wait in the
-    queue for the writer task, which drains it when the socket is writable again, several
-    frames per system call. Without a `DirectSocket` (not uvicorn's sans-I/O connection) every
-    frame goes through the writer task and ASGI `send`.
-    """
-
-    __slots__ = (
-        "_deadline",
-        "_direct",
-        "_expiry",
-        "_identity",
-        "_last",
-        "_limited_until",
-        "_metrics",
-        "_queue",
-        "_send",
-        "_session_id",
-        "_strikes",
-        "_tokens",
-        "_wake",
-        "binary",
-        "close_code",
-        "forced",
-        "gateway",
-        "reader",
-        "subscriptions",
-    )
-
-    def __init__(
-        self,
-        gateway: Gateway,
-        send: RawSend,
-        *,
-        session_id: str,
-        identity: Identity,
-        binary: bool,
-        direct: DirectSocket | None = None,
-    ) -> None:
-        self.gateway = gateway
-        self._metrics = gateway.metrics
-        self._send = send
-        self._direct = direct
-        self._session_id = session_id
-        self._identity = identity
-        self.binary = binary
-        self.subscriptions: dict[str, Subscription] = {}
-        self._queue: deque[Outgoing] = deque()
-        self._wake = asyncio.Event()
-        self.close_code: int | None = None
-        self.reader: asyncio.Task[Any] | None = None
-        self.forced = False
-        self._deadline: asyncio.TimerHandle | None = None
-        self._expiry: asyncio.TimerHandle | None = None
-        if identity.expires_at is not None:
-            self._expiry = asyncio.get_running_loop().call_later(
-                max(0.0, identity.expires_at - time.time()), self.close, CloseCode.UNAUTHENTICATED, "credential expired"
-            )
-        self._tokens = float(gateway.config.rate_limit.burst)
-        self._last = time.monotonic()
-        self._limited_until = 0.0
-        self._strikes = 0
-
-    # SessionView
-    @property
-    def session_id(self) -> str:
-        return self._session_id
-
-    @property
-    def identity(self) -> Identity:
-        return self._identity
-
-    @property
-    def rooms(self) -> frozenset[str]:
-        return frozenset(self.subscriptions)
-
-    @property
-    def direct(self) -> bool:
-        """Frames are written straight to the socket (`DirectSocket`), not through ASGI `send`."""
-        return self._direct is not None
-
-    # sending
-    def encode(self, frame: ServerFrame) -> Own:
-        """Encode once for this connection's wire format (raises on an unencodable payload)."""
-        payload = _MSGPACK.encode(frame) if self.binary else _JSON.encode(frame)
-        return Own(payload, frame_type(type(frame)), self.binary)
-
-    def push(self, item: Own | Envelope) -> None:
-        """Write now if nothing waits before it and the socket takes it, else queue (never blocks)."""
-        if self.close_code is not None:
-            return
-        direct = self._direct
-        if direct is not None and not self._queue and direct.writable():
-            direct.write(item.wire(self.binary))
-            self._metrics.frame_out(item.kind)
-            return
-        if len(self._queue) >= self.gateway.config.max_queue:
-            self.overflow()
-            return
-        self._queue.append(item)
-        self._wake.set()
-
-    def send_frame(self, frame: ServerFrame) -> None:
-        """Send a server frame to this connection only (handlers may use it for extra frames)."""
-        self.push(self.encode(frame))
-
-    deliver = push
-    """The broker's `Subscriber.deliver`: a room event, in order after everything before it."""
-
-    def overflow(self) -> None:
-        if self.close_code is not None:
-            return
-        self.gateway.metrics.queue_overflows.inc()
-        log.warning(
-            "ws.queue_overflow",
-            extra={"session_id": self._session_id, "user_id": self._identity.user_id, "queued": len(self._queue)},
-        )
-        self.close(CloseCode.TOO_SLOW)
-
-    def close(self, code: int, reason: str | None = None) -> None:
-        """Close after what is queued (4008 drops the queue first); gives up on a stalled peer in time.
-
-        `code` is a `CloseCode` value, whose reason is sent unless `reason` says more.
-        """
-        if self.close_code is not None:
-            return
-        if reason is None:
-            reason = code.reason if isinstance(code, Close) else ""
-        self.close_code = code
-        if code == CloseCode.TOO_SLOW:
-            self._queue.clear()
-        self._queue.append(Closing(code, reason))
-        self._wake.set()
-        log.info("ws.closing", extra={"session_id": self._session_id, "user_id": self._identity.user_id, "code": code})
-        self._deadline = asyncio.get_running_loop().call_later(self.gateway.config.close_timeout_s, self._give_up)
-
-    def _give_up(self) -> None:
-        if self.reader is not None and not self.reader.done():
-            self.forced = True
-            self.reader.cancel()
-
-    async def write_forever(self) -> None:
-        """Drain the queue in order until the close is sent (or the peer is gone)."""
-        queue, wake, direct = self._queue, self._wake, self._direct
-        try:
-            while True:
-                if not queue:
-                    wake.clear()
-                    await wake.wait()
-                    continue
-                item = queue[0]
-                if isinstance(item, Closing):
-                    queue.clear()
-                    await self._send({"type": "websocket.close", "code": int(item.code), "reason": item.reason})
-                    return
-                if direct is None:
-                    queue.popleft()
-                    await self._send(item.message(self.binary))
-                    self._metrics.frame_out(item.kind)
-                elif direct.writable():
-                    self._write_queued(direct)
-                elif direct.closed():
-                    return  # the reader sees the disconnect
-                else:
-                    await direct.drained()  # the item stays first in the queue: later frames queue behind it
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # the peer went away mid-send: the reader sees the disconnect
-            log.debug("ws.write_stopped", extra={"session_id": self._session_id, "error": type(err).__name__})
-
-    def _write_queued(self, direct: DirectSocket) -> None:
-        """Everything queued up to the close (if any), in one system call."""
-        queue, binary, metrics = self._queue, self.binary, self._metrics
-        frames: list[bytes] = []
-        while queue:
-            item = queue[0]
-            if isinstance(item, Closing):
-                break
-            queue.popleft()
-            frames.append(item.wire(binary))
-            metrics.frame_out(item.kind)
-        direct.write_many(frames)
-
-    # flooding
-    def allow(self, now: float) -> int | None:
-        """None if this frame may be handled; else seconds the client should wait (or -1: closed)."""
-        limit = self.gateway.config.rate_limit
-        self._tokens = min(float(limit.burst), self._tokens + (now - self._last) * limit.per_second)
-        self._last = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return None
-        if now >= self._limited_until:
-            self._strikes = 0
-            self._limited_until = now + max(1.0, math.ceil((1.0 - self._tokens) / limit.per_second))
-        self._strikes += 1
-        if self._strikes > limit.strikes:
-            log.warning("ws.flooding", extra={"session_id": self._session_id, "user_id": self._identity.user_id})
-            self.close(CloseCode.FLOODING)
-            return -1
-        return max(1, math.ceil(self._limited_until - now))
+Dispatch = Callable[[Session, Any], Awaitable[None]]
 
 
 class Gateway:
@@ -381,32 +82,37 @@ class Gateway:
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.metrics = config.metrics or config.broker.metrics
-        self.broker = config.broker
-        self.hub = RoomHub(config.broker, config.policies, config.presence)
+        self.metrics: Metrics = config.metrics or Metrics()
+        self.stream = config.stream
+        self.hub = Hub(config.pubsub, metrics=self.metrics)
+        self.rooms = RoomHub(self.hub, config.stream, config.policies, config.presence)
+        self.hub.register(on_resync=self.rooms.resync, on_control=self._on_control)
         core = set(CORE_CLIENT_FRAMES)
         missing_core = core - set(config.client_frames)
         if missing_core:
             raise ValueError(f"the client-frame union lacks core frames: {sorted(t.__name__ for t in missing_core)}")
-        self.handlers: dict[type[ClientFrame], Handler] = merge_routers(
-            config.routers, [t for t in config.client_frames if t not in core]
-        )
-        union: Any = Union[tuple(config.client_frames)]  # noqa: UP007  # a runtime-built union
-        self._json = msgspec.json.Decoder(union)
-        self._msgpack = msgspec.msgpack.Decoder(union)
-        self._json_probe = msgspec.json.Decoder(_Probe)
-        self._msgpack_probe = msgspec.msgpack.Decoder(_Probe)
-        self._tags = {frame_type(t) for t in config.client_frames}
-        self._origins = {o.lower().rstrip("/") for o in config.allowed_origins}
+        handlers = merge_routers(config.routers, [t for t in config.client_frames if t not in core])
+        self.dispatch: dict[type[ClientFrame], Dispatch] = {
+            Join: self._join,
+            Leave: self._leave,
+            Ping: self._ping,
+            Auth: self._auth_again,
+        }
+        for frame_cls, handler in handlers.items():
+            self.dispatch[frame_cls] = (
+                _room_handler(self, handler) if issubclass(frame_cls, RoomFrame) else _handler(handler)
+            )
+        self.codec = Codec(config.client_frames)
+        self._origins = OriginCheck(config.allowed_origins)
+        self.addresses = AddressCounts(config.max_sockets_per_address, config.max_unauthenticated_per_address)
         self.sessions: dict[str, Session] = {}
-        config.broker.on_control = self._on_control
         self._asyncapi: bytes | None = None
         self._checker: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.broker.start()
+        await self.config.pubsub.start()
         if self.config.presence is not None:
             await self.config.presence.start()
         if self.config.credential_check is not None:
@@ -425,34 +131,52 @@ class Gateway:
             await asyncio.sleep(0.02)
         if self.config.presence is not None:
             await self.config.presence.stop()
-        await self.broker.stop()
+        await self.hub.stop()
+        await self.config.pubsub.stop()
 
     # --- the ASGI endpoint -------------------------------------------------------------------
 
     async def handle(self, scope: Scope, receive: Receive, asgi_send: Send) -> None:
         send = cast(RawSend, asgi_send)
         if scope["type"] != ScopeType.WEBSOCKET:
-            await _upgrade_required(send)
+            await upgrade_required(send)
             return
         if (await receive())["type"] != "websocket.connect":
             return
-        if not self._origin_allowed(scope):
-            log.info("ws.origin_refused", extra={"origin": _header(scope, b"origin")[:200]})
-            await _refuse(scope, send, 403, b"origin not allowed")
+        if not self._origins.allows(scope):
+            log.info("ws.origin_refused", extra={"origin": header(scope, b"origin")[:200]})
+            await refuse(scope, send, 403, b"origin not allowed")
             return
-        offered = [str(p) for p in cast(Sequence[str], scope.get("subprotocols") or ())]
-        binary, subprotocol = _choose(offered)
-        await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
-        identity = await self._authenticate(receive, send, binary)
-        if identity is None:
+        address = client_address(scope)
+        if not self.addresses.admit(address):
+            log.warning("ws.address_cap", extra={"client": address, "open": self.addresses.open[address]})
+            await refuse(scope, send, 429, b"too many connections from this address")
             return
+        authenticated = False
+        try:
+            binary, subprotocol = choose_subprotocol(scope)
+            await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
+            identity = await self._authenticate(receive, send, binary)
+            if identity is None:
+                return
+            authenticated = True
+            self.addresses.authenticated(address)
+            await self._serve(identity, receive, asgi_send, binary, address)
+        finally:
+            self.addresses.closed(address, authenticated)
+
+    async def _serve(self, identity: Identity, receive: Receive, asgi_send: Send, binary: bool, address: str) -> None:
+        config = self.config
         session = Session(
-            self,
-            send,
+            choose_writer(asgi_send, binary, self.metrics),
             session_id=secrets.token_hex(12),
             identity=identity,
             binary=binary,
-            direct=DirectSocket.of(asgi_send),
+            metrics=self.metrics,
+            max_queue_bytes=config.max_queue_bytes,
+            close_timeout_s=config.close_timeout_s,
+            rate_limit=config.rate_limit,
+            address=address,
         )
         session.reader = asyncio.current_task()
         self.sessions[session.session_id] = session
@@ -474,11 +198,11 @@ class Gateway:
                 session_id=session.session_id,
                 user=WelcomeUser(id=identity.user_id, display_name=identity.display_name, guest=identity.guest),
                 protocol=PROTOCOL_VERSION,
-                heartbeat_s=self.config.heartbeat_s,
+                heartbeat_s=config.heartbeat_s,
                 unread_notifications=identity.unread_notifications,
             )
             try:
-                await self.hub.join_own_room(session, welcome)
+                await self.rooms.join_own_room(session, welcome)
             except BrokerUnavailable:
                 session.close(CloseCode.TRY_AGAIN_LATER)
             while True:
@@ -499,17 +223,14 @@ class Gateway:
 
     async def _cleanup(self, session: Session, writer: asyncio.Task[None], code: Any) -> None:
         self.sessions.pop(session.session_id, None)
-        if session._deadline is not None:
-            session._deadline.cancel()
-        if session._expiry is not None:
-            session._expiry.cancel()
+        session.cancel_timers()
         if session.close_code is None:
             session.close_code = code if isinstance(code, int) else 1005
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await writer
         try:
-            await self.hub.leave_all(session)
+            await self.rooms.leave_all(session)
         except Exception:
             log.exception("ws.cleanup_failed", extra={"session_id": session.session_id})
         self.metrics.connections.dec()
@@ -517,12 +238,6 @@ class Gateway:
             "ws.closed",
             extra={"session_id": session.session_id, "user_id": session.identity.user_id, "code": session.close_code},
         )
-
-    def _origin_allowed(self, scope: Scope) -> bool:
-        if not self._origins:
-            return True
-        origin = _header(scope, b"origin")
-        return not origin or origin.lower().rstrip("/") in self._origins
 
     async def _authenticate(self, receive: Receive, send: RawSend, binary: bool) -> Identity | None:
         """Wait for `auth` (errors for anything else); 4408 when time runs out, 4401 for a bad token."""
@@ -544,7 +259,7 @@ class Gateway:
             if frames > self.config.rate_limit.strikes:
                 await _close(send, CloseCode.FLOODING, "too many frames before auth")
                 return None
-            frame, error = self.decode(message, binary)
+            frame, error = self.codec.decode(message, binary)
             if frame is None or not isinstance(frame, Auth):
                 if error is None:
                     error = Error(
@@ -564,49 +279,15 @@ class Gateway:
                 return None
             return identity
 
-    def decode(self, message: Any, binary: bool) -> tuple[ClientFrame | None, Error | None]:
-        """One frame from the wire, or the `error` that answers it (naming the problem, echoing `ref`)."""
-        data: str | bytes | None = message.get("text")
-        msgpack = False
-        if data is None:
-            data = message.get("bytes")
-            msgpack = binary
-        if data is None:
-            return None, Error(code=ErrorCode.BAD_REQUEST, message="empty frame")
-        try:
-            if isinstance(data, str):
-                frame: ClientFrame = self._json.decode(data)
-            else:
-                frame = self._msgpack.decode(data) if msgpack else self._json.decode(data)
-        except msgspec.DecodeError as err:
-            return None, self._explain(data, msgpack, err)
-        return frame, None
-
-    def _explain(self, data: str | bytes, msgpack: bool, err: Exception) -> Error:
-        wire = "MessagePack" if msgpack else "JSON"
-        try:
-            if isinstance(data, bytes) and msgpack:
-                probe: _Probe = self._msgpack_probe.decode(data)
-            else:
-                probe = self._json_probe.decode(data)
-        except msgspec.DecodeError:
-            return Error(code=ErrorCode.BAD_REQUEST, message=f"a frame must be one {wire} object: {err}")
-        ref = probe.ref if isinstance(probe.ref, str) else None
-        if not isinstance(probe.type, str):
-            message = "a frame needs a string `type`"
-        elif probe.type not in self._tags:
-            message = f"unknown frame type {probe.type[:50]!r}"
-        else:
-            message = f"invalid {probe.type!r} frame: {err}"
-        return Error(code=ErrorCode.BAD_REQUEST, message=message, ref=ref)
+    # --- frames --------------------------------------------------------------------------------
 
     async def _on_frame(self, session: Session, message: Any) -> None:
         raw = message.get("text") if message.get("text") is not None else message.get("bytes")
         if raw is not None and len(raw) > MAX_FRAME_BYTES:  # the server enforces this; belt and braces
             session.close(CloseCode.TOO_BIG)
             return
-        wait = session.allow(time.monotonic())
-        frame, error = self.decode(message, session.binary)
+        frame, error = self.codec.decode(message, session.binary)
+        wait = session.allow(time.monotonic(), join=isinstance(frame, Join))
         if wait is not None:
             self.metrics.frame_in("rate_limited")
             if wait > 0:
@@ -629,22 +310,7 @@ class Gateway:
         self.metrics.frame_in(kind)
         ref = frame.ref
         try:
-            if isinstance(frame, Join):
-                await self.hub.join(session, frame)
-            elif isinstance(frame, Leave):
-                await self.hub.leave(session, frame.room)
-                session.send_frame(Reply(data={"room": frame.room}, ref=ref))
-            elif isinstance(frame, Ping):
-                session.send_frame(Pong(ref=ref))
-            elif isinstance(frame, Auth):
-                raise FrameError(ErrorCode.BAD_REQUEST, "already authenticated")
-            elif isinstance(frame, RoomFrame):
-                grant = await self.hub.authorize(session, frame.room)
-                result = await self.handlers[type(frame)](session, frame, grant)
-                session.send_frame(Reply(data={} if result is None else result, ref=ref))
-            else:
-                result = await self.handlers[type(frame)](session, frame)
-                session.send_frame(Reply(data={} if result is None else result, ref=ref))
+            await self.dispatch[type(frame)](session, frame)
         except FrameError as err:
             retry = msgspec.UNSET if err.retry_after_s is None else err.retry_after_s
             session.send_frame(Error(code=err.code, message=err.message, ref=ref, retry_after_s=retry))
@@ -653,6 +319,21 @@ class Gateway:
         except Exception:
             log.exception("ws.handler_failed", extra={"session_id": session.session_id, "type": kind})
             session.send_frame(Error(code=ErrorCode.INTERNAL, message="internal error", ref=ref))
+
+    async def _join(self, session: Session, frame: Join) -> None:
+        await self.rooms.join(session, frame)
+
+    async def _leave(self, session: Session, frame: Leave) -> None:
+        await self.rooms.leave(session, frame.room)
+        session.send_frame(Reply(data={"room": frame.room}, ref=frame.ref))
+
+    async def _ping(self, session: Session, frame: Ping) -> None:
+        session.send_frame(Pong(ref=frame.ref))
+
+    async def _auth_again(self, session: Session, frame: Auth) -> None:
+        raise FrameError(ErrorCode.BAD_REQUEST, "already authenticated")
+
+    # --- control -------------------------------------------------------------------------------
 
     def _on_control(self, message: Disconnect) -> None:
         prefix, credentials = message.room_prefix, message.credentials
@@ -708,55 +389,24 @@ class Gateway:
         return self._asyncapi
 
 
-class GatewayPlugin(InitPluginProtocol):
-    """Adds `/ws`, `/asyncapi.json` and the gateway's lifespan (broker listener, presence refresh) to an app."""
+def _handler(handler: Callable[..., Awaitable[Any]]) -> Dispatch:
+    async def dispatch(session: Session, frame: Any) -> None:
+        result = await handler(session, frame)
+        session.send_frame(Reply(data={} if result is None else result, ref=frame.ref))
 
-    def __init__(self, config: GatewayConfig) -> None:
-        self.gateway = Gateway(config)
+    return dispatch
 
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        gateway = self.gateway
 
-        async def ws(scope: Scope, receive: Receive, send: Send) -> None:
-            await gateway.handle(scope, receive, send)
+def _room_handler(gateway: Gateway, handler: Callable[..., Awaitable[Any]]) -> Dispatch:
+    """A `RoomFrame`'s handler, called with the grant of the room the frame names (the one authorisation point)."""
+    authorize = gateway.rooms.authorize
 
-        handlers: list[Any] = [asgi(gateway.config.path, copy_scope=False, include_in_schema=False)(ws)]
-        if gateway.config.asyncapi_path:
+    async def dispatch(session: Session, frame: Any) -> None:
+        grant = await authorize(session, frame.room)
+        result = await handler(session, frame, grant)
+        session.send_frame(Reply(data={} if result is None else result, ref=frame.ref))
 
-            @get(gateway.config.asyncapi_path, sync_to_thread=False, tags=["ops"], include_in_schema=False)
-            def asyncapi_json() -> Response[bytes]:
-                """The WebSocket protocol as an AsyncAPI 3.0 document, generated from the frame types."""
-                return Response(gateway.asyncapi(), media_type="application/json")
-
-            handlers.append(asyncapi_json)
-        app_config.route_handlers.extend(handlers)
-        app_config.lifespan.append(self._lifespan)
-        return app_config
-
-    def front(self, app: ASGIApp) -> ASGIApp:
-        """`app` with WebSocket connections to `/ws` taken straight to the gateway, ahead of it.
-
-        Litestar wraps the `send` of every route in its exception middleware, one more coroutine
-        per frame per member; ahead of it the gateway gets the server's own `send`, and with it
-        `DirectSocket`. The route the plugin adds stays for servers that run `app` itself.
-        """
-        path, handle = self.gateway.config.path, self.gateway.handle
-
-        async def front(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] == ScopeType.WEBSOCKET and scope["path"] == path:
-                await handle(scope, receive, send)
-            else:
-                await app(scope, receive, send)
-
-        return front
-
-    @contextlib.asynccontextmanager
-    async def _lifespan(self, app: Litestar) -> AsyncGenerator[None, None]:
-        await self.gateway.start()
-        try:
-            yield
-        finally:
-            await self.gateway.stop()
+    return dispatch
 
 
 def _close_value(code: int) -> int:
@@ -764,65 +414,15 @@ def _close_value(code: int) -> int:
     return next((value for value in CLOSE_CODES if value == code), code)
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return ""
-
-
-def _choose(offered: list[str]) -> tuple[bool, str | None]:
-    """The client's first subprotocol we speak: (binary?, the one to accept); none offered means JSON."""
-    for protocol in offered:
-        if protocol == SUBPROTOCOL_MSGPACK:
-            return True, protocol
-        if protocol == SUBPROTOCOL_JSON:
-            return False, protocol
-    return False, None
-
-
 async def _send_frame(send: RawSend, frame: ServerFrame, binary: bool) -> None:
+    payload = encode(frame, binary)
     if binary:
-        await send({"type": "websocket.send", "bytes": _MSGPACK.encode(frame)})
+        await send({"type": "websocket.send", "bytes": payload})
     else:
-        await send({"type": "websocket.send", "text": _JSON.encode(frame).decode()})
+        await send({"type": "websocket.send", "text": payload.decode()})
 
 
 async def _close(send: RawSend, code: Close, reason: str | None = None) -> None:
     reason = code.reason if reason is None else reason
     with contextlib.suppress(Exception):
         await send({"type": "websocket.close", "code": int(code), "reason": reason})
-
-
-async def _refuse(scope: Scope, send: RawSend, status: int, body: bytes) -> None:
-    """An HTTP answer instead of the upgrade (the ASGI `websocket.http.response` extension), else a bare 403."""
-    if "websocket.http.response" in (scope.get("extensions") or {}):
-        await send(
-            {
-                "type": "websocket.http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "websocket.http.response.body", "body": body})
-    else:
-        await send({"type": "websocket.close", "code": 1008})
-
-
-async def _upgrade_required(send: RawSend) -> None:
-    body = msgspec.json.encode({"error": {"code": "bad_request", "message": "/ws speaks WebSocket only"}})
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 426,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"upgrade", b"websocket"),
-                (b"connection", b"Upgrade"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -25,8 +25,8 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from channels.broker import Broker
 from channels.protocol import Event
+from channels.seams import Publisher
 
 log = logging.getLogger("roomcast.presence")
 
@@ -92,7 +92,7 @@ class PresenceTracker:
         self,
         redis: Redis,
         prefix: str,
-        broker: Broker,
+        broker: Publisher,
         *,
         ttl_s: float = 15.0,
         min_interval_s: float = 1.0,

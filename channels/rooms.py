@@ -1,15 +1,20 @@
-"""Joining, leaving and resynchronising rooms: where policies, the broker and presence meet.
+"""Joining, leaving and resynchronising rooms: where policies, the hub, the stream and presence meet.
 
-A join is: the policy authorises; the broker subscribes this process to the room and starts
-buffering the member's live events; presence counts the user in; Redis gives the room's cursor
-(epoch, seq and, with `since`, the missed events); the policy builds a snapshot unless the
-history covered `since`; then, without awaiting, `joined` is queued, the replay follows, the
-buffered events newer than the cursor follow that, and the member goes live. Because the
+A join is: the policy authorises; the hub subscribes this process to the room and starts
+buffering the member's live events; presence counts the user in; the stream gives the room's
+cursor (epoch, seq and, with `since`, the missed events); the policy builds a snapshot unless
+the history covered `since`; then, without awaiting, `joined` is queued, the replay follows,
+the buffered events newer than the cursor follow that, and the member goes live. Because the
 subscription exists before the cursor is read, no event falls between replay and live
 delivery, and the seq filter drops the ones both saw.
 
+A re-join of a room the socket is live in while its send queue is backed up costs nothing: the
+answer is `joined` at the member's own position (`recovered: true`, no snapshot), since every
+later event is already on its way (a client that never reads cannot make the server build and
+buffer one snapshot per join).
+
 An unsolicited `joined` (no `ref`, `recovered: false`, fresh snapshot) takes the same path
-when the broker reports that this process may have missed events of a room.
+when the hub reports that this process may have missed events of a room.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from channels.broker import Broker, Subscriber, Subscription
+from channels.backend import Stream
+from channels.hub import Hub, Subscriber, Subscription, SubState
 from channels.presence import PresenceTracker
 from channels.protocol import CloseCode, ErrorCode, FrameError, Join, Joined, ServerFrame
 from channels.seams import Grant, RoomPolicy, SessionView
@@ -53,6 +59,11 @@ class Member(SessionView, Subscriber, Protocol):
 
     def push(self, prepared: Any) -> None:
         """Queue an encoded frame without blocking."""
+        ...
+
+    @property
+    def backlogged(self) -> bool:
+        """Frames are waiting in the send queue (the socket is not keeping up right now)."""
         ...
 
     def close(self, code: int, reason: str | None = None) -> None: ...
@@ -87,17 +98,18 @@ class RoomHub:
 
     def __init__(
         self,
-        broker: Broker,
+        hub: Hub,
+        stream: Stream,
         policies: Sequence[RoomPolicy],
         presence: PresenceTracker | None = None,
         *,
         max_rooms_per_session: int = 100,
     ) -> None:
-        self.broker = broker
+        self.hub = hub
+        self.stream = stream
         self.policies = list(policies)
         self.presence = presence
         self.max_rooms_per_session = max_rooms_per_session
-        broker.on_resync = self._resync
 
     def policy_for(self, room: str) -> RoomPolicy | None:
         for policy in self.policies:
@@ -131,6 +143,11 @@ class RoomHub:
         if frame.since is not None and frame.since < 0:
             raise FrameError(ErrorCode.BAD_REQUEST, "since must be a seq (>= 0)")
         await policy.authorize(session, room)
+        current = session.subscriptions.get(room)
+        if current is not None and current.state is SubState.LIVE and session.backlogged:
+            joined = Joined(room=room, seq=current.seq, epoch=current.epoch, recovered=True, ref=frame.ref)
+            session.push(session.encode(joined))
+            return
         await self._enter(session, policy, room, frame.since, frame.epoch, frame.ref, welcome=None)
 
     async def join_own_room(self, session: Member, welcome: ServerFrame) -> None:
@@ -155,7 +172,7 @@ class RoomHub:
         rejoin = room in session.subscriptions
         tracked = self._tracked(policy, room)
         try:
-            sub, generation = await self.broker.attach(session, room)
+            sub, generation = await self.hub.attach(session, room)
         except BaseException:
             if rejoin:
                 await self.leave(session, room)  # the old membership went with the failed attach
@@ -167,7 +184,7 @@ class RoomHub:
                 assert self.presence is not None
                 await self.presence.enter(room, session.identity.user_id)
                 entered = True
-            cursor = await self.broker.cursor(room, since, epoch)
+            cursor = await self.stream.cursor(room, since, epoch)
             if welcome is not None:
                 first = session.encode(welcome)
             else:
@@ -186,7 +203,7 @@ class RoomHub:
                 await self.leave(session, room)
             else:
                 session.subscriptions.pop(room, None)
-                self.broker.detach(sub)
+                self.hub.detach(sub)
             raise
 
         def prelude() -> None:
@@ -194,7 +211,7 @@ class RoomHub:
             for envelope in cursor.events:
                 session.deliver(envelope)
 
-        self.broker.activate(sub, generation, cursor.epoch, cursor.seq, prelude)
+        self.hub.activate(sub, generation, cursor.epoch, cursor.seq, prelude)
         log.debug(
             "room.joined",
             extra={"session_id": session.session_id, "room": room, "seq": cursor.seq, "replayed": len(cursor.events)},
@@ -204,7 +221,7 @@ class RoomHub:
         sub = session.subscriptions.pop(room, None)
         if sub is None:
             return
-        self.broker.detach(sub)
+        self.hub.detach(sub)
         policy = self.policy_for(room)
         if policy is not None and self._tracked(policy, room):
             assert self.presence is not None
@@ -219,15 +236,16 @@ class RoomHub:
         for room in rooms:
             sub = session.subscriptions.get(room)
             if sub is not None:
-                self.broker.detach(sub)
+                self.hub.detach(sub)
         for room in rooms:
             await self.leave(session, room)
 
-    async def _resync(self, room: str, members: list[tuple[Subscription, int]]) -> None:
+    async def resync(self, room: str, members: list[tuple[Subscription, int]]) -> None:
+        """The hub's `ResyncHandler`: an unsolicited `joined` with a fresh snapshot for each member."""
         policy = self.policy_for(room)
         if policy is None:
             return
-        cursor = await self.broker.cursor(room)
+        cursor = await self.stream.cursor(room)
         limit = asyncio.Semaphore(RESYNC_CONCURRENCY)
 
         async def one(sub: Subscription, generation: int) -> None:
@@ -241,6 +259,6 @@ class RoomHub:
                 log.exception("room.resync_snapshot_failed", extra={"session_id": session.session_id, "room": room})
                 session.close(CloseCode.INTERNAL_ERROR)
                 return
-            self.broker.activate(sub, generation, cursor.epoch, cursor.seq, lambda: session.push(prepared))
+            self.hub.activate(sub, generation, cursor.epoch, cursor.seq, lambda: session.push(prepared))
 
         await asyncio.gather(*(one(sub, generation) for sub, generation in members))

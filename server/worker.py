@@ -23,7 +23,7 @@ from saq.job import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.types import Context as SaqContext
 
-from channels.broker import Broker
+from channels.stream import RedisStream
 from server.accounts.jobs import send_password_reset
 from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
@@ -124,7 +124,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
         redis=redis,
-        broker=Broker(redis, settings.redis_prefix),
+        broker=RedisStream(redis, settings.redis_prefix),
     )
     stats_key = services.key("jobs", "stats")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.broker import Broker
 from channels.protocol import Event
+from channels.seams import Publisher
 from server.polls.frames import (
     PollClosed,
     PollOpened,
@@ -103,7 +103,7 @@ def results_events(row: Row, results: PollResults) -> list[Event]:
     return [PollResultsEvent(room=room, poll_id=str(row["id"]), results=results) for room in rooms]
 
 
-async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
     """Publish every event of `changes`; events of one room keep their order."""
     await publish_events(broker, (event for change in changes for event in events_for(change)))
 

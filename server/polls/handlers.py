@@ -20,9 +20,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from channels.broker import Broker
 from channels.protocol import ErrorCode, FrameError
-from channels.seams import FrameRouter, Grant, SessionView
+from channels.seams import FrameRouter, Grant, Publisher, SessionView
 from server.coalesce import Coalescer
 from server.db import Database
 from server.meetings.policy import access_of, principal_of
@@ -50,7 +49,7 @@ DEFINITIONS_CACHED = 10_000
 class ResultsCoalescer:
     """`poll.results`: at most one per poll per 500 ms across processes, the last one exact (`server.coalesce`)."""
 
-    def __init__(self, db: Database, redis: Redis, broker: Broker, key_prefix: str) -> None:
+    def __init__(self, db: Database, redis: Redis, broker: Publisher, key_prefix: str) -> None:
         self._db = db
         self._broker = broker
         self._coalescer = Coalescer(

@@ -19,7 +19,7 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from channels.broker import Broker
+from channels.seams import Publisher
 from server.polls.frames import Reactions
 from server.rooms import meeting_room
 
@@ -48,7 +48,7 @@ return redis.call('PTTL', KEYS[2])
 
 
 class ReactionTally:
-    def __init__(self, redis: Redis, key_prefix: str, broker: Broker) -> None:
+    def __init__(self, redis: Redis, key_prefix: str, broker: Publisher) -> None:
         self._prefix = key_prefix
         self._broker = broker
         self._script = redis.register_script(_ADD_AND_TAKE)

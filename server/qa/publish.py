@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from channels.broker import Broker
 from channels.protocol import Event
+from channels.seams import Publisher
 from server.qa.frames import (
     Author,
     ModeratorQuestionOut,
@@ -87,7 +87,7 @@ def events_for(change: Change) -> list[Event]:
     return events
 
 
-async def publish_events(broker: Broker, events: Iterable[Event]) -> None:
+async def publish_events(broker: Publisher, events: Iterable[Event]) -> None:
     """Publish `events`, one room's in the order given, rooms in parallel."""
     by_room: dict[str, list[Event]] = {}
     for event in events:
@@ -100,6 +100,6 @@ async def publish_events(broker: Broker, events: Iterable[Event]) -> None:
     await asyncio.gather(*(publish_room(room_events) for room_events in by_room.values()))
 
 
-async def publish_changes(broker: Broker, changes: list[Change]) -> None:
+async def publish_changes(broker: Publisher, changes: list[Change]) -> None:
     """Publish every event of `changes`; events of one room keep their order."""
     await publish_events(broker, (event for change in changes for event in events_for(change)))

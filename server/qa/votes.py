@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from channels.broker import Broker
+from channels.seams import Publisher
 from server.coalesce import Coalescer
 from server.db import Database
 from server.qa.frames import QuestionVotes
@@ -25,7 +25,7 @@ BATCH = 20
 
 
 class VoteCoalescer:
-    def __init__(self, db: Database, redis: Redis, broker: Broker, key_prefix: str) -> None:
+    def __init__(self, db: Database, redis: Redis, broker: Publisher, key_prefix: str) -> None:
         self._db = db
         self._broker = broker
         self._coalescer = Coalescer(redis, key_prefix, "votes", WINDOW_S, self._flush, batch=BATCH)

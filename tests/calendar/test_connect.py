@@ -7,6 +7,7 @@ real sockets; the state is signed, single use and bound to the user who started 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from typing import Any
@@ -18,8 +19,13 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
+from channels.broker import Broker
 from server.calendar.crypto import TokenBox
+from server.calendar.service import Calendar
+from server.db import Database
+from server.services import Services, redis_client
 from server.settings import Settings
+from server.worker import make_queue
 from tests.calendar.conftest import authorization_url
 from tests.fakes import google as fake_google
 from tests.fakes import microsoft as fake_microsoft
@@ -187,3 +193,27 @@ async def test_connections_of_others_are_not_found(
     ):
         assert_error(response, 404, "not_found")
     assert len(await rows(calendar_settings, "SELECT id FROM calendar_connections")) == 1
+
+
+async def test_two_processes_refreshing_at_once_keep_the_newest_refresh_token(
+    calendar_client: Client, calendar_settings: Settings, person: Person, microsoft: FakeMicrosoft, ca: TestCA
+) -> None:
+    """Microsoft rotates refresh tokens (the fake makes each one good once): without the per-connection
+    lock around load, refresh and save, the second refresh would spend a spent token (`invalid_grant`)."""
+    assert (await callback(calendar_client, await consent(calendar_client, person, "outlook", ca))).status_code == 303
+    redis = redis_client(calendar_settings.redis_url)
+    database = Database(calendar_settings.database_url or "", min_size=0, max_size=4)
+    await database.start()
+    try:
+        services = Services(calendar_settings, database, redis, Broker(redis, calendar_settings.redis_prefix))
+        processes = [Calendar(services, make_queue(calendar_settings, redis)) for _ in range(2)]
+        [row] = await rows(calendar_settings, "SELECT * FROM calendar_connections")
+        tokens = await asyncio.gather(*(c.access_token(row, force=True) for c in processes for _ in range(2)))
+    finally:
+        await database.close()
+        await redis.aclose()
+    assert len(set(tokens)) == 4  # four refreshes, one after the other, none refused
+    [row] = await rows(calendar_settings, "SELECT tokens FROM calendar_connections")
+    plain, _ = TokenBox(calendar_settings).open(row["tokens"])
+    valid = [token for token, good in microsoft.refresh_tokens.items() if good]
+    assert len(valid) == 1 and valid[0] in plain.decode()  # the newest one is stored

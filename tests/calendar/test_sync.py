@@ -348,3 +348,29 @@ async def test_meetings_from_events_refuse_unknown_and_foreign(calendar_app: Cal
     response = await app.http.post(f"{API}/meetings", json={}, headers=auth_header(owner.token))
     assert_error(response, 422, "validation_error")
     assert await app.sql("SELECT id FROM meetings") == []
+
+
+async def test_channels_and_subscriptions_are_renewed_before_they_expire(calendar_app: CalendarApp) -> None:
+    app = calendar_app
+    app.google.channel_ttl_s = 24  # the fakes hand out short lives; the scan renews at half of the returned one
+    app.microsoft.max_subscription_minutes = 0.4
+    owner = await app.world.user("Olive")
+    await app.connect(owner, "google")
+    await app.connect(owner, "outlook")
+    [first_channel] = app.google.channels.values()
+    [subscription] = app.microsoft.subscriptions.values()
+    first_expiry = subscription.expires
+    patch_path = f"/v1.0/subscriptions/{subscription.id}"
+
+    def renewed() -> bool:
+        channels = list(app.google.channels.values())
+        google_done = len(channels) == 1 and channels[0].id != first_channel.id
+        return google_done and app.microsoft.graph.count(patch_path, "PATCH") >= 1
+
+    await eventually(renewed, timeout=40, interval=0.5)
+    assert first_channel.id not in app.google.channels, "the old Google channel was not stopped"
+    assert app.microsoft.subscriptions[subscription.id].expires > first_expiry
+    assert time.time() * 1000 < first_channel.expiration_ms, "renewed only after the channel expired"
+    rows = await app.sql("SELECT provider, channel_id, channel_expires_at FROM calendar_connections ORDER BY provider")
+    assert rows[0]["channel_id"] == next(iter(app.google.channels))
+    assert rows[1]["channel_id"] == subscription.id

@@ -31,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ca-dir", default=None, help="where the throwaway CA is written (default: a temp dir)")
     args = parser.parse_args()
-    ca = make_ca(Path(args.ca_dir or tempfile.mkdtemp(prefix="roomcast-fakes-ca-")))
+    ca = make_ca(Path(args.ca_dir or tempfile.mkdtemp(prefix="roomcast-fakes-ca-")).resolve())
     google, microsoft = FakeGoogle().start(), FakeMicrosoft(ca).start()
     google.add_event("Design review", in_hours(26), in_hours(27), notify=False)
     google.add_event("Team lunch", in_hours(50), in_hours(51), notify=False)

@@ -8,6 +8,8 @@ test says "no JavaScript errors". Contexts are separate, so each tab has its own
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,3 +92,55 @@ async def open_tab(browser: Browser) -> AsyncIterator[OpenTab]:
     yield open_
     for context in contexts:
         await context.close()
+
+
+def png_to_gray(png: bytes) -> tuple[bytes, int, int]:
+    """Decode an 8-bit, non-interlaced RGB(A) PNG (what Chromium's screenshots are) to grey pixels."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    position, chunks, header = 8, [], b""
+    while position < len(png):
+        (length,) = struct.unpack(">I", png[position : position + 4])
+        kind, data = png[position + 4 : position + 8], png[position + 8 : position + 8 + length]
+        if kind == b"IHDR":
+            header = data
+        elif kind == b"IDAT":
+            chunks.append(data)
+        position += 12 + length
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and color in (2, 6) and interlace == 0, (depth, color, interlace)
+    channels = 3 if color == 2 else 4
+    raw, stride = zlib.decompress(b"".join(chunks)), width * channels
+    rows: list[bytearray] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for x in range(stride):
+            left = line[x - channels] if x >= channels else 0
+            up, corner = previous[x], previous[x - channels] if x >= channels else 0
+            if kind == 1:
+                line[x] = (line[x] + left) & 0xFF
+            elif kind == 2:
+                line[x] = (line[x] + up) & 0xFF
+            elif kind == 3:
+                line[x] = (line[x] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                estimate = left + up - corner
+                pa, pb, pc = abs(estimate - left), abs(estimate - up), abs(estimate - corner)
+                line[x] = (line[x] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
+        rows.append(line)
+        previous = line
+    gray = bytearray(width * height)
+    for y, line in enumerate(rows):
+        for x in range(width):
+            r, g, b = line[x * channels : x * channels + 3]
+            gray[y * width + x] = (r * 299 + g * 587 + b * 114) // 1000
+    return bytes(gray), width, height
+
+
+def decode_qr(png: bytes) -> list[str]:
+    """The texts of the QR codes in a screenshot, read by zxing-cpp."""
+    import zxingcpp
+
+    gray, width, height = png_to_gray(png)
+    image = memoryview(gray).cast("B", (height, width))
+    return [barcode.text for barcode in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]

@@ -43,14 +43,14 @@ async def join_from_home(tab: Tab, server: ServerProcess, code: str, name: str) 
     return page
 
 
-async def join_by_link(tab: Tab, server: ServerProcess, code: str, name: str) -> Page:
+async def join_by_link(tab: Tab, server: ServerProcess, code: str, name: str, *, title: str = "Town hall") -> Page:
     page = tab.page
     await page.goto(f"{server.url}/m/{code}")
     await expect(page.get_by_label("Your name")).to_be_visible()
     await expect(page.get_by_label("Join code")).to_be_hidden()
     await page.get_by_label("Your name").fill(name)
     await page.get_by_role("button", name="Join").click()
-    await expect(page.get_by_role("heading", name="Town hall")).to_be_visible()
+    await expect(page.get_by_role("heading", name=title)).to_be_visible()
     return page
 
 
@@ -60,7 +60,7 @@ async def sign_in(tab: Tab, server: ServerProcess, meeting: dict[str, Any], emai
     await page.get_by_label("Email").fill(email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Town hall")).to_be_visible()
+    await expect(page.get_by_role("heading", name=meeting.get("title", "Town hall"))).to_be_visible()
     await expect(page.locator("#join-code")).to_have_text(meeting["join_code"])
     await expect(page.get_by_role("link", name=f"/m/{meeting['join_code']}")).to_be_visible()
     return page

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 
+from tests.helpers import create_meeting, patch_meeting
 from tests.web.conftest import DESKTOP, PHONE, OpenTab
 from tests.web.test_browser import StartServers, answer, ask, item, join_by_link, owner_and_meeting, sign_in
 
@@ -43,6 +45,12 @@ def out(tmp_path: Path) -> Path:
 async def test_pages_at_desktop_and_phone_width(start_servers: StartServers, open_tab: OpenTab, out: Path) -> None:
     one, two = start_servers(2, ROOMCAST_ASK_PER_MINUTE="30")
     owner, meeting = await owner_and_meeting(one, blocked_words=["spoiler"])
+    async with httpx.AsyncClient(base_url=one.url) as http:
+        token = owner["access_token"]
+        await patch_meeting(http, token, meeting["id"], description="Ask the product team anything.")
+        await create_meeting(
+            http, token, "Quarterly review", starts_at="2030-03-02T14:00:00Z", ends_at="2030-03-02T15:30:00Z"
+        )
     presenter_tab = await open_tab(name="presenter")
     ann_tab = await open_tab(name="ann")
     ben_tab = await open_tab(name="ben", phone=True)
@@ -86,10 +94,27 @@ async def test_pages_at_desktop_and_phone_width(start_servers: StartServers, ope
     await fits_sideways(presenter)
     await still(presenter)
     await presenter.screenshot(path=str(out / "presenter-phone.png"), full_page=True)
-    await presenter.set_viewport_size(DESKTOP)
+    await presenter.set_viewport_size({"width": 1920, "height": 1080})  # a projector
     await presenter.get_by_role("button", name="Present").click()
     await expect(presenter.get_by_role("dialog")).to_contain_text("Pinned question")
+    await expect(presenter.locator("#screen-qr")).to_have_js_property("complete", True)
     await presenter.screenshot(path=str(out / "present-mode.png"))
+    await presenter.keyboard.press("Escape")
+
+    # The owner's home page, and the form for a new meeting.
+    await presenter.set_viewport_size(DESKTOP)
+    await presenter.goto(one.url + "/")
+    await expect(presenter.get_by_role("heading", name="Quarterly review")).to_be_visible()
+    await fits_sideways(presenter)
+    await still(presenter)
+    await presenter.screenshot(path=str(out / "home-desktop.png"), full_page=True)
+    await presenter.get_by_role("button", name="New meeting").click()
+    await presenter.get_by_label("Title").fill("Engineering all hands")
+    await presenter.get_by_label("Description").fill("Monthly update from the engineering leads.")
+    await presenter.get_by_label("Pre-moderation").check()
+    await presenter.get_by_label("Blocked words").fill("spoiler, salary")
+    await still(presenter)
+    await presenter.screenshot(path=str(out / "meeting-form.png"), full_page=True)
 
     # The join page on a phone.
     join_tab = await open_tab(one.url + "/", name="join", phone=True)

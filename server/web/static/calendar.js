@@ -284,8 +284,9 @@ function page() {
     $("sign-in-view").hidden = signedIn;
     $("calendar-root").hidden = !signedIn;
     $("sign-out").hidden = !signedIn;
+    $("site-nav").hidden = !signedIn;
     $("signed-in-as").hidden = !signedIn;
-    $("signed-in-as").textContent = signedIn ? (session.user?.display_name ?? "") : "";
+    $("signed-in-as").textContent = signedIn ? `Signed in as ${session.user?.display_name ?? ""}` : "";
   }
 
   function start() {

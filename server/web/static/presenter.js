@@ -330,16 +330,16 @@ function createItem(question) {
         act("act-merge", "Merge…", () => openMerge(id)),
         act("danger act-dismiss", "Dismiss…", () => openPanel(id, "dismiss")),
         el(
-          "details",
-          { class: "more" },
-          el("summary", { class: "button small quiet" }, "More"),
-          el(
-            "span",
-            { class: "more-actions" },
-            act("act-mute", "Mute author", () => mute(id, true)),
-            act("act-unmute", "Unmute author", () => mute(id, false)),
-            act("danger act-delete", "Delete", () => openPanel(id, "delete")),
-          ),
+          "button",
+          { class: "button small quiet act-more", type: "button", "aria-expanded": "false", onclick: () => toggleMore(id) },
+          "More",
+        ),
+        el(
+          "span",
+          { class: "more-actions", hidden: true },
+          act("act-mute", "Mute author", () => mute(id, true)),
+          act("act-unmute", "Unmute author", () => mute(id, false)),
+          act("danger act-delete", "Delete", () => openPanel(id, "delete")),
         ),
       ),
       el(
@@ -445,7 +445,7 @@ function updateItem(li, question) {
   li.querySelector(".act-pin").textContent = pinned ? "Unpin" : "Pin";
   // Every control says which question it acts on.
   const label = excerpt(question.text, 100);
-  for (const button of li.querySelectorAll(".q-actions button, .panel-actions button, .panel button, .more summary")) {
+  for (const button of li.querySelectorAll(".q-actions button, .panel button")) {
     button.setAttribute("aria-label", `${button.textContent.replace("…", "")}: ${label}`);
   }
   if (status !== "live" && status !== "answered") hidePanel(li, "answer");
@@ -480,7 +480,7 @@ function openPanel(questionId, name) {
   closePanels(questionId, false);
   const panel = li.querySelector(`.panel-${name}`);
   panel.hidden = false;
-  li.querySelector(".more")?.removeAttribute("open");
+  toggleMore(questionId, false);
   if (name === "answer") {
     const box = panel.querySelector("textarea");
     box.value = store.get(questionId)?.answer ?? "";
@@ -488,6 +488,16 @@ function openPanel(questionId, name) {
   } else {
     panel.querySelector("select, button")?.focus();
   }
+}
+
+/** The less frequent tools (mute, unmute, delete) behind "More". */
+function toggleMore(questionId, open) {
+  const li = itemOf(questionId);
+  if (!li) return;
+  const more = li.querySelector(".act-more");
+  const show = open ?? more.getAttribute("aria-expanded") !== "true";
+  more.setAttribute("aria-expanded", String(show));
+  li.querySelector(".more-actions").hidden = !show;
 }
 
 async function dismiss(questionId) {
@@ -588,6 +598,7 @@ async function send(questionId, frame) {
     const reply = await client.request(frame);
     if (reply?.question) store.upsert(reply.question);
     closePanels(questionId, false);
+    toggleMore(questionId, false);
     render();
     if (li && !li.isConnected && (document.activeElement === document.body || !document.activeElement)) {
       (next?.querySelector("button:not([hidden])") ?? $("main")).focus();
@@ -691,6 +702,7 @@ $("download-csv").addEventListener("click", async (event) => {
  * The question's text is sized to fill its box at any resolution (a 1920x1080 projector too).
  */
 let screenId = null; // the question on screen, once the presenter has stepped to one
+let screenPinned = null; // the pinned question last seen: pinning another one puts it on screen
 
 /** The questions present mode steps through: the pinned one first, then live ones by votes. */
 function screenQueue() {
@@ -702,6 +714,11 @@ function renderScreen() {
   if ($("screen").hidden) return;
   $("screen").classList.toggle("with-poll", renderScreenPoll($("screen-poll"), polls.store));
   const queue = screenQueue();
+  const pinned = queue.find((q) => q.pinned)?.id ?? null;
+  if (pinned !== screenPinned) {
+    screenPinned = pinned;
+    if (pinned) screenId = pinned;
+  }
   let index = queue.findIndex((q) => q.id === screenId);
   if (index < 0) index = 0;
   const question = queue[index] ?? null;
@@ -758,6 +775,7 @@ function openScreen() {
   screen.hidden = false;
   document.body.classList.add("presenting");
   screenId = null;
+  screenPinned = null;
   if (meeting) {
     $("screen-qr").src = `/m/${encodeURIComponent(meeting.join_code)}/qr.svg`;
     $("screen-url").textContent = `${location.host}/m/${meeting.join_code}`;

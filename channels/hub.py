@@ -1,0 +1,318 @@
+"""Local membership: who is subscribed to which room in this process, the seq filter, resync on gaps.
+
+The hub is the pub/sub's one listener. For every room with local members it holds each
+member's `Subscription`: where the member is in the room's seq and, while it joins or resyncs,
+the live events buffered for it. Fan-out (`on_message`) hands one `Envelope` to every live
+member: the same bytes for all, one encode per event and wire format.
+
+No silent gaps: an event whose epoch differs from the member's, or whose seq skips one, shows
+that this process may have missed events; so does a lost pub/sub connection (every room). Such
+members go back to buffering, and once the room's subscription is confirmed the registered
+`ResyncHandler` (the room layer, `channels.rooms`) sends each one an unsolicited `joined` with a
+fresh snapshot, after which the buffered events newer than it follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Protocol
+
+from channels.backend import BrokerUnavailable, Disconnect, PubSub
+from channels.envelope import Envelope
+from channels.metrics import Metrics
+
+log = logging.getLogger("roomcast.hub")
+
+
+class Subscriber(Protocol):
+    """What the hub needs of a connection: a non-blocking way to queue frames."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Queue the event without blocking (a full queue closes the connection); never raises."""
+        ...
+
+    def overflow(self) -> None:
+        """Too many events piled up while this connection was joining: close it (4008)."""
+        ...
+
+
+class SubState(enum.Enum):
+    JOINING = "joining"
+    """A client `join` is in flight: live events are buffered until its `joined` is queued."""
+    RESYNCING = "resyncing"
+    """The process may have missed events: buffered until the unsolicited `joined` is queued."""
+    LIVE = "live"
+    DETACHED = "detached"
+
+
+class Subscription:
+    """One local member of one room: where it is in the room's seq and what waits for it."""
+
+    __slots__ = ("buffer", "epoch", "generation", "resync_after", "room", "seq", "state", "subscriber")
+
+    def __init__(self, subscriber: Subscriber, room: str) -> None:
+        self.subscriber = subscriber
+        self.room = room
+        self.epoch = ""
+        self.seq = 0
+        self.state = SubState.JOINING
+        self.buffer: list[Envelope] = []
+        self.generation = 0
+        """Bumped by every join or resync; an activation for an older generation is dropped."""
+        self.resync_after = False
+        """The connection broke while this member was joining: resync right after it activates."""
+
+
+class _Room:
+    __slots__ = ("name", "needs_resync", "ready", "resync_again", "resync_task", "subs", "waiters")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.subs: dict[str, Subscription] = {}
+        self.ready = False
+        """The subscription of this room is confirmed on the current pub/sub connection."""
+        self.waiters: list[asyncio.Future[None]] = []
+        self.needs_resync = False
+        self.resync_task: asyncio.Task[None] | None = None
+        self.resync_again = False
+
+
+ResyncHandler = Callable[[str, list[tuple[Subscription, int]]], Awaitable[None]]
+ControlHandler = Callable[[Disconnect], None]
+
+
+class Hub:
+    """Local subscriptions of one process, fed by its `PubSub` (whose one listener it is)."""
+
+    def __init__(
+        self,
+        pubsub: PubSub,
+        *,
+        metrics: Metrics | None = None,
+        max_buffer: int = 2000,
+        subscribe_timeout_s: float = 5.0,
+    ) -> None:
+        self.pubsub = pubsub
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.max_buffer = max_buffer
+        self.subscribe_timeout_s = subscribe_timeout_s
+        self._rooms: dict[str, _Room] = {}
+        self._on_resync: ResyncHandler | None = None
+        self._on_control: ControlHandler | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        pubsub.register(self)
+
+    def register(self, *, on_resync: ResyncHandler, on_control: ControlHandler) -> None:
+        """The room layer's resync and the gateway's control handler: set once, at composition."""
+        self._on_resync, self._on_control = on_resync, on_control
+
+    # --- membership ---------------------------------------------------------------------------
+
+    async def attach(self, subscriber: Subscriber, room: str) -> tuple[Subscription, int]:
+        """Make `subscriber` a local member of `room`, buffering its events until `activate`.
+
+        Returns once this process's subscription to the room is confirmed, so that a cursor read
+        afterwards plus the buffered events cover everything (the join race). Re-attaching a
+        member starts a fresh join. Returns the subscription and the generation to activate.
+        """
+        entry = self._rooms.get(room)
+        created = entry is None
+        if entry is None:
+            entry = self._rooms[room] = _Room(room)
+            self.metrics.rooms.set(len(self._rooms))
+        # Registered before any await, so a concurrent last-member-out cannot drop the room under us.
+        sub = entry.subs.get(subscriber.session_id)
+        if sub is None:
+            sub = entry.subs[subscriber.session_id] = Subscription(subscriber, room)
+        sub.state = SubState.JOINING
+        sub.buffer = []
+        sub.generation += 1
+        generation = sub.generation
+        if created:
+            await self.pubsub.subscribe(room)
+        if not entry.ready:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, self.subscribe_timeout_s)
+            except (TimeoutError, BrokerUnavailable) as err:
+                self.detach(sub)
+                raise BrokerUnavailable("the pub/sub connection is not available") from err
+            except BaseException:
+                self.detach(sub)
+                raise
+        return sub, generation
+
+    def activate(
+        self, sub: Subscription, generation: int, epoch: str, seq: int, prelude: Callable[[], None] | None = None
+    ) -> bool:
+        """Switch a member from buffering to live at (`epoch`, `seq`), in order and without awaiting.
+
+        `prelude` queues what must come first (the `joined` frame, replayed events); then the
+        buffered events after `seq` follow and the member is live. False if a newer join or
+        resync of this member superseded this one (nothing is queued then).
+        """
+        if sub.state not in (SubState.JOINING, SubState.RESYNCING) or sub.generation != generation:
+            return False
+        if prelude is not None:
+            prelude()
+        sub.epoch, sub.seq = epoch, seq
+        buffered, sub.buffer = sub.buffer, []
+        sub.state = SubState.LIVE
+        behind = sub.resync_after
+        sub.resync_after = False
+        for envelope in buffered:
+            if not _deliver(sub, envelope):
+                behind = True
+                break
+        if behind:
+            entry = self._rooms.get(sub.room)
+            if entry is not None:
+                self._request_resync(entry)
+        return True
+
+    def detach(self, sub: Subscription) -> None:
+        """Remove a member; the last one out unsubscribes this process from the room."""
+        entry = self._rooms.get(sub.room)
+        sub.state = SubState.DETACHED
+        sub.buffer = []
+        if entry is None or entry.subs.get(sub.subscriber.session_id) is not sub:
+            return
+        del entry.subs[sub.subscriber.session_id]
+        if entry.subs:
+            return
+        del self._rooms[entry.name]
+        self.metrics.rooms.set(len(self._rooms))
+        for waiter in entry.waiters:
+            if not waiter.done():
+                waiter.set_exception(BrokerUnavailable("room left"))
+        self._spawn(self.pubsub.unsubscribe(entry.name))
+
+    def __len__(self) -> int:
+        """Rooms with local members (tests check that every room is let go)."""
+        return len(self._rooms)
+
+    # --- PubSubListener ----------------------------------------------------------------------
+
+    def wanted_rooms(self) -> Iterator[str]:
+        return iter(list(self._rooms))
+
+    def wants(self, room: str) -> bool:
+        return room in self._rooms
+
+    def on_subscribed(self, room: str) -> None:
+        entry = self._rooms.get(room)
+        if entry is None or entry.ready:
+            return
+        entry.ready = True
+        waiters, entry.waiters = entry.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if entry.needs_resync:
+            self._start_resync(entry)
+
+    def on_lost(self) -> None:
+        # Whatever is published from now until the subscriptions are back is lost for us: every
+        # local member must be told (unsolicited `joined`) once they are.
+        for entry in list(self._rooms.values()):
+            entry.ready = False
+            self._mark_behind(entry)
+
+    def on_control(self, message: Disconnect) -> None:
+        if self._on_control is not None:
+            self._on_control(message)
+
+    def on_message(self, envelope: Envelope) -> None:
+        entry = self._rooms.get(envelope.room)
+        if entry is None:
+            return
+        behind = False
+        for sub in tuple(entry.subs.values()):
+            if sub.state is SubState.LIVE:
+                if not _deliver(sub, envelope):
+                    behind = True
+            elif len(sub.buffer) < self.max_buffer:
+                sub.buffer.append(envelope)
+            else:
+                sub.subscriber.overflow()
+        if entry.subs and envelope.published_at is not None:
+            # once per event: every local member has it written (or queued behind a slow socket)
+            self.metrics.fanout_latency.observe(max(0.0, time.time() - envelope.published_at))
+        if behind:
+            self._request_resync(entry)
+
+    # --- resync: the unsolicited `joined` ------------------------------------------------------
+
+    def _mark_behind(self, entry: _Room) -> None:
+        """Start buffering for every member of `entry`; a resync follows once subscribed."""
+        for sub in entry.subs.values():
+            if sub.state is SubState.LIVE:
+                sub.state = SubState.RESYNCING
+                sub.buffer = []
+                sub.generation += 1
+            elif sub.state is SubState.JOINING:
+                sub.resync_after = True
+        entry.needs_resync = True
+
+    def _request_resync(self, entry: _Room) -> None:
+        if entry.resync_task is not None and not entry.resync_task.done():
+            entry.resync_again = True
+            return
+        self._mark_behind(entry)
+        if entry.ready:
+            self._start_resync(entry)
+
+    def _start_resync(self, entry: _Room) -> None:
+        if entry.resync_task is not None and not entry.resync_task.done():
+            entry.resync_again = True
+            return
+        entry.resync_task = asyncio.create_task(self._resync(entry), name=f"roomcast.resync:{entry.name}")
+
+    async def _resync(self, entry: _Room) -> None:
+        while True:
+            entry.needs_resync = False
+            entry.resync_again = False
+            members = [(s, s.generation) for s in entry.subs.values() if s.state is SubState.RESYNCING]
+            if members and self._on_resync is not None:
+                self.metrics.resyncs.inc()
+                log.info("hub.resync", extra={"room": entry.name, "members": len(members)})
+                try:
+                    await self._on_resync(entry.name, members)
+                except Exception:
+                    log.exception("hub.resync_failed", extra={"room": entry.name})
+            if not entry.resync_again or self._rooms.get(entry.name) is not entry:
+                return
+            self._mark_behind(entry)
+            if not entry.ready:
+                return  # the subscription confirmation starts the next round
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def stop(self) -> None:
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _deliver(sub: Subscription, envelope: Envelope) -> bool:
+    """Queue one event for a live member; False if it shows the member may have missed some."""
+    if envelope.epoch == sub.epoch:
+        if envelope.seq == sub.seq + 1:
+            sub.seq = envelope.seq
+            sub.subscriber.deliver(envelope)
+            return True
+        if envelope.seq <= sub.seq:
+            return True  # already covered by the member's cursor (the join race)
+    return False

@@ -1,0 +1,148 @@
+"""Socket writers: the seam between a session's send queue and its socket, chosen once per connection.
+
+- `DirectWriter`: behind uvicorn's `websockets-sansio` connection (what `roomcast serve` runs),
+  ready-made frame bytes go straight to the transport (`channels.wire.DirectSocket`): one
+  `write` per frame while the socket takes them, several frames per system call when draining
+  a backlog. No task switch and no re-encoding per member.
+- `AsgiWriter`: anything else (another server, another `--ws`, a middleware wrapping `send`):
+  every frame through ASGI `send`, one at a time.
+
+`choose_writer` picks one when the connection is accepted; the gateway logs which at start
+(`ws.write_path`) and per connection (`ws.authenticated ... direct=`), and a test fails if the
+direct path is silently not taken with the implementation `roomcast serve` ships.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from channels.metrics import Metrics
+from channels.wire import DirectSocket, ws_frame
+
+RawSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Frame(Protocol):
+    """What waits in a send queue: a room event (`Envelope`) or a frame of the connection's own (`Own`)."""
+
+    kind: str
+
+    def size(self, binary: bool) -> int: ...
+
+    def message(self, binary: bool) -> dict[str, Any]: ...
+
+    def wire(self, binary: bool) -> bytes: ...
+
+
+class Own:
+    """A frame for one connection only (a reply, an error, a `joined`), encoded for its wire format."""
+
+    __slots__ = ("binary", "kind", "payload")
+
+    def __init__(self, payload: bytes, kind: str, binary: bool) -> None:
+        self.payload = payload
+        self.kind = kind
+        self.binary = binary
+
+    def size(self, binary: bool) -> int:
+        return len(self.payload)
+
+    # `binary` is ignored (the frame was encoded for its connection): the signature is Envelope's
+    def message(self, binary: bool) -> dict[str, Any]:
+        if self.binary:
+            return {"type": "websocket.send", "bytes": self.payload}
+        return {"type": "websocket.send", "text": self.payload.decode()}
+
+    def wire(self, binary: bool) -> bytes:
+        return ws_frame(self.payload, self.binary)
+
+
+class Writer(Protocol):
+    direct: bool
+
+    def ready(self) -> bool:
+        """The socket takes a frame right now, without queueing (only the direct path ever does)."""
+        ...
+
+    def write(self, frame: Frame) -> None:
+        """Write now; only after `ready()` said so."""
+        ...
+
+    async def flush(self, queue: deque[Any], stop: type) -> int:
+        """Write queued frames from the left, up to (not including) an item of type `stop`.
+
+        Returns the bytes taken off the queue (0 while waiting for the socket), or -1 once the
+        peer is gone (the reader sees the disconnect).
+        """
+        ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class AsgiWriter:
+    direct = False
+
+    def __init__(self, send: RawSend, binary: bool, metrics: Metrics) -> None:
+        self._send, self._binary, self._metrics = send, binary, metrics
+
+    def ready(self) -> bool:
+        return False
+
+    def write(self, frame: Frame) -> None:  # pragma: no cover  # never ready
+        raise RuntimeError("the ASGI writer only writes from its queue")
+
+    async def flush(self, queue: deque[Any], stop: type) -> int:
+        frame = queue[0]  # stays queued while in flight: the session is backed up until `send` returns
+        await self._send(frame.message(self._binary))
+        self._metrics.frame_out(frame.kind)
+        if not queue or queue[0] is not frame:
+            return 0  # the queue was dropped meanwhile (4008)
+        queue.popleft()
+        return int(frame.size(self._binary))
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
+
+
+class DirectWriter:
+    direct = True
+
+    def __init__(self, socket: DirectSocket, send: RawSend, binary: bool, metrics: Metrics) -> None:
+        self._socket, self._send, self._binary, self._metrics = socket, send, binary, metrics
+        self.ready = socket.writable  # bound once: asked for every frame of the fan-out
+
+    def write(self, frame: Frame) -> None:
+        self._socket.write(frame.wire(self._binary))
+        self._metrics.frame_out(frame.kind)
+
+    async def flush(self, queue: deque[Any], stop: type) -> int:
+        socket = self._socket
+        if socket.writable():
+            binary, metrics = self._binary, self._metrics
+            frames: list[bytes] = []
+            taken = 0
+            while queue and not isinstance(queue[0], stop):
+                frame = queue.popleft()
+                frames.append(frame.wire(binary))
+                taken += frame.size(binary)
+                metrics.frame_out(frame.kind)
+            socket.write_many(frames)  # everything queued, in one system call
+            return taken
+        if socket.closed():
+            return -1
+        await socket.drained()  # the first frame stays first in the queue: later frames queue behind it
+        return 0
+
+    async def close(self, code: int, reason: str) -> None:
+        # Through ASGI, so uvicorn runs the close handshake and keeps its own state.
+        await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
+
+
+def choose_writer(asgi_send: Any, binary: bool, metrics: Metrics) -> Writer:
+    """The direct writer if `asgi_send` is uvicorn's sans-I/O connection's own `send`, else ASGI."""
+    socket = DirectSocket.of(asgi_send)
+    if socket is not None:
+        return DirectWriter(socket, asgi_send, binary, metrics)
+    return AsgiWriter(asgi_send, binary, metrics)
