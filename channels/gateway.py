@@ -29,13 +29,15 @@ from litestar.enums import ScopeType
 from litestar.types import Receive, Scope, Send
 
 from channels.asyncapi import asyncapi_document
-from channels.backend import BrokerUnavailable, Disconnect, room_matches
-from channels.codec import Codec, encode, frame_type
+from channels.backend import BrokerUnavailable
+from channels.codec import Codec, frame_type
 from channels.config import GatewayConfig
+from channels.control import Control
 from channels.handshake import (
     AddressCounts,
     OriginCheck,
     RawSend,
+    authenticate,
     choose_subprotocol,
     client_address,
     header,
@@ -46,13 +48,11 @@ from channels.hub import Hub
 from channels.metrics import Metrics
 from channels.presence import PresenceChanged
 from channels.protocol import (
-    CLOSE_CODES,
     CORE_CLIENT_FRAMES,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Auth,
     ClientFrame,
-    Close,
     CloseCode,
     Error,
     ErrorCode,
@@ -63,7 +63,6 @@ from channels.protocol import (
     Pong,
     Reply,
     RoomFrame,
-    ServerFrame,
     Welcome,
     WelcomeUser,
 )
@@ -86,7 +85,9 @@ class Gateway:
         self.stream = config.stream
         self.hub = Hub(config.pubsub, metrics=self.metrics)
         self.rooms = RoomHub(self.hub, config.stream, config.policies, config.presence)
-        self.hub.register(on_resync=self.rooms.resync, on_control=self._on_control)
+        self.sessions: dict[str, Session] = {}
+        self.control = Control(self.sessions, config.credential_check, config.credential_check_s)
+        self.hub.register(on_resync=self.rooms.resync, on_control=self.control.disconnect)
         core = set(CORE_CLIENT_FRAMES)
         missing_core = core - set(config.client_frames)
         if missing_core:
@@ -105,9 +106,7 @@ class Gateway:
         self.codec = Codec(config.client_frames)
         self._origins = OriginCheck(config.allowed_origins)
         self.addresses = AddressCounts(config.max_sockets_per_address, config.max_unauthenticated_per_address)
-        self.sessions: dict[str, Session] = {}
         self._asyncapi: bytes | None = None
-        self._checker: asyncio.Task[None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -115,15 +114,11 @@ class Gateway:
         await self.config.pubsub.start()
         if self.config.presence is not None:
             await self.config.presence.start()
-        if self.config.credential_check is not None:
-            self._checker = asyncio.create_task(self._check_credentials(), name="roomcast.ws.credentials")
+        self.control.start()
 
     async def stop(self) -> None:
         """Close what is still open with 1012 (uvicorn normally has already), then stop the background work."""
-        if self._checker is not None:
-            self._checker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checker
+        await self.control.stop()
         for session in list(self.sessions.values()):
             session.close(CloseCode.RESTARTING)
         deadline = time.monotonic() + 2.0
@@ -156,7 +151,15 @@ class Gateway:
         try:
             binary, subprotocol = choose_subprotocol(scope)
             await send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": []})
-            identity = await self._authenticate(receive, send, binary)
+            identity = await authenticate(
+                receive,
+                send,
+                binary,
+                self.codec,
+                self.config.authenticator,
+                timeout_s=self.config.auth_timeout_s,
+                max_frames=self.config.rate_limit.strikes,
+            )
             if identity is None:
                 return
             authenticated = True
@@ -239,46 +242,6 @@ class Gateway:
             extra={"session_id": session.session_id, "user_id": session.identity.user_id, "code": session.close_code},
         )
 
-    async def _authenticate(self, receive: Receive, send: RawSend, binary: bool) -> Identity | None:
-        """Wait for `auth` (errors for anything else); 4408 when time runs out, 4401 for a bad token."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.auth_timeout_s
-        frames = 0
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                if remaining <= 0:
-                    raise TimeoutError
-                message = await asyncio.wait_for(receive(), remaining)
-            except TimeoutError:
-                await _close(send, CloseCode.AUTH_TIMEOUT)
-                return None
-            if message["type"] == "websocket.disconnect":
-                return None
-            frames += 1
-            if frames > self.config.rate_limit.strikes:
-                await _close(send, CloseCode.FLOODING, "too many frames before auth")
-                return None
-            frame, error = self.codec.decode(message, binary)
-            if frame is None or not isinstance(frame, Auth):
-                if error is None:
-                    error = Error(
-                        code=ErrorCode.UNAUTHORIZED, message="send auth first", ref=frame.ref if frame else None
-                    )
-                await _send_frame(send, error, binary)
-                continue
-            try:
-                identity = await self.config.authenticator(frame.token)
-            except Exception:
-                log.exception("ws.auth_failed")
-                await _send_frame(send, Error(code=ErrorCode.UNAVAILABLE, message="try again", ref=frame.ref), binary)
-                continue
-            if identity is None:
-                log.info("ws.auth_refused")
-                await _close(send, CloseCode.UNAUTHENTICATED, "invalid or expired token")
-                return None
-            return identity
-
     # --- frames --------------------------------------------------------------------------------
 
     async def _on_frame(self, session: Session, message: Any) -> None:
@@ -333,43 +296,6 @@ class Gateway:
     async def _auth_again(self, session: Session, frame: Auth) -> None:
         raise FrameError(ErrorCode.BAD_REQUEST, "already authenticated")
 
-    # --- control -------------------------------------------------------------------------------
-
-    def _on_control(self, message: Disconnect) -> None:
-        prefix, credentials = message.room_prefix, message.credentials
-        spared = message.except_credentials
-        for session in list(self.sessions.values()):
-            identity = session.identity
-            if message.user_id not in ("*", identity.user_id):
-                continue
-            if prefix is not None and not any(room_matches(room, prefix) for room in session.subscriptions):
-                continue
-            if credentials is not None and identity.credential not in credentials:
-                continue
-            if spared and identity.credential in spared:
-                continue
-            session.close(_close_value(message.code), message.reason or None)
-
-    async def _check_credentials(self) -> None:
-        """Close (4401) the sockets whose credential was revoked, in case this process missed the disconnect."""
-        check = self.config.credential_check
-        assert check is not None
-        while True:
-            await asyncio.sleep(self.config.credential_check_s)
-            sessions = [s for s in self.sessions.values() if s.identity.credential and s.close_code is None]
-            if not sessions:
-                continue
-            try:
-                revoked = set(await check([s.identity for s in sessions]))
-            except Exception:
-                log.warning("ws.credential_check_failed", exc_info=True, extra={"sessions": len(sessions)})
-                continue
-            for session in sessions:
-                if session.identity.credential in revoked:
-                    session.close(CloseCode.UNAUTHENTICATED, "credential revoked")
-            if revoked:
-                log.info("ws.credentials_revoked", extra={"credentials": len(revoked)})
-
     def asyncapi(self) -> bytes:
         if self._asyncapi is None:
             frames = list(self.config.server_frames)
@@ -407,22 +333,3 @@ def _room_handler(gateway: Gateway, handler: Callable[..., Awaitable[Any]]) -> D
         session.send_frame(Reply(data={} if result is None else result, ref=frame.ref))
 
     return dispatch
-
-
-def _close_value(code: int) -> int:
-    """The `CloseCode` value of a code that came over the wire (a control message), else the bare code."""
-    return next((value for value in CLOSE_CODES if value == code), code)
-
-
-async def _send_frame(send: RawSend, frame: ServerFrame, binary: bool) -> None:
-    payload = encode(frame, binary)
-    if binary:
-        await send({"type": "websocket.send", "bytes": payload})
-    else:
-        await send({"type": "websocket.send", "text": payload.decode()})
-
-
-async def _close(send: RawSend, code: Close, reason: str | None = None) -> None:
-    reason = code.reason if reason is None else reason
-    with contextlib.suppress(Exception):
-        await send({"type": "websocket.close", "code": int(code), "reason": reason})

@@ -1,4 +1,4 @@
-"""ASGI plumbing before a socket is ours: non-WebSocket requests, Origin check, address caps, subprotocol.
+"""Before a socket is ours: non-WebSocket requests, Origin check, address caps, subprotocol, the `auth` frame.
 
 CSRF middleware and CORS do not apply to WebSockets; only an Origin check stops cross-site
 WebSocket hijacking, so a handshake from a foreign `Origin` is refused with HTTP 403 before it
@@ -11,17 +11,81 @@ all sockets bounds the rest (a venue's attendees often share one address). Refus
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
-from litestar.types import Scope
+from litestar.types import Receive, Scope
 
-from channels.protocol import SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK
+from channels.codec import Codec, encode
+from channels.protocol import (
+    SUBPROTOCOL_JSON,
+    SUBPROTOCOL_MSGPACK,
+    Auth,
+    Close,
+    CloseCode,
+    Error,
+    ErrorCode,
+    ServerFrame,
+)
+from channels.seams import Authenticator, Identity
+
+log = logging.getLogger("roomcast.ws")
 
 RawSend = Callable[[dict[str, Any]], Awaitable[None]]
 """ASGI `send` taking plain dicts: messages here are built once and shared by many sockets."""
+
+
+async def authenticate(
+    receive: Receive,
+    send: RawSend,
+    binary: bool,
+    codec: Codec,
+    authenticator: Authenticator,
+    *,
+    timeout_s: float,
+    max_frames: int,
+) -> Identity | None:
+    """Wait for `auth` (errors for anything else); 4408 when time runs out, 4401 for a bad token."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    frames = 0
+    while True:
+        remaining = deadline - loop.time()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            message = await asyncio.wait_for(receive(), remaining)
+        except TimeoutError:
+            await _close(send, CloseCode.AUTH_TIMEOUT)
+            return None
+        if message["type"] == "websocket.disconnect":
+            return None
+        frames += 1
+        if frames > max_frames:
+            await _close(send, CloseCode.FLOODING, "too many frames before auth")
+            return None
+        frame, error = codec.decode(message, binary)
+        if frame is None or not isinstance(frame, Auth):
+            if error is None:
+                error = Error(code=ErrorCode.UNAUTHORIZED, message="send auth first", ref=frame.ref if frame else None)
+            await _send_frame(send, error, binary)
+            continue
+        try:
+            identity = await authenticator(frame.token)
+        except Exception:
+            log.exception("ws.auth_failed")
+            await _send_frame(send, Error(code=ErrorCode.UNAVAILABLE, message="try again", ref=frame.ref), binary)
+            continue
+        if identity is None:
+            log.info("ws.auth_refused")
+            await _close(send, CloseCode.UNAUTHENTICATED, "invalid or expired token")
+            return None
+        return identity
 
 
 def header(scope: Scope, name: bytes) -> str:
@@ -123,3 +187,17 @@ async def upgrade_required(send: RawSend) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_frame(send: RawSend, frame: ServerFrame, binary: bool) -> None:
+    payload = encode(frame, binary)
+    if binary:
+        await send({"type": "websocket.send", "bytes": payload})
+    else:
+        await send({"type": "websocket.send", "text": payload.decode()})
+
+
+async def _close(send: RawSend, code: Close, reason: str | None = None) -> None:
+    reason = code.reason if reason is None else reason
+    with contextlib.suppress(Exception):
+        await send({"type": "websocket.close", "code": int(code), "reason": reason})

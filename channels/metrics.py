@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 FANOUT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-"""Seconds from `Broker.publish` being called to the event being written to the local sockets."""
+"""Seconds from `RedisStream.publish` being called to the event being written to the local sockets."""
 
 
 class FrameCounter(Collector):

@@ -4,7 +4,7 @@ Used for `question.votes` (200 ms per question) and `poll.results` (500 ms per p
 marks an item dirty when one of its writes commits (`touch`). One flush loop per group (a
 meeting) wakes every window and flushes at most `batch` dirty items, oldest first, so a group
 with hundreds of busy items sends a bounded number of events per second (each item's window
-simply grows; the SPEC sets only the minimum spacing).
+simply grows; the protocol sets only the minimum spacing).
 
 Across processes, an item's flush holds a Redis lock and then closes a gate for one window that
 every process respects; the flush callback reads the state from PostgreSQL after the lock is

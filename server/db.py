@@ -1,10 +1,13 @@
 """The Piccolo engine and pool for one process, and migrations under a PostgreSQL advisory lock.
 
-Piccolo finds its engine through `server.piccolo_conf.DB` and each table's `_meta.db`;
-`Database` points both at the engine it builds, so a process (or a test) talks to exactly the
-database its Settings name. Piccolo's forward migrations take no lock of their own, so
-`migrate` holds a session-level advisory lock on a separate connection while they run: two
-servers starting at once apply each migration exactly once.
+Piccolo finds its engine through `server.piccolo_conf.DB` and each table's `_meta.db`, both
+process-wide. Building a `Database` changes neither; `bind()` (called by `start()` and by
+`migrate`) points both at its engine, so a process (or a test) talks to exactly the database
+its Settings name, and only the one that is started claims Piccolo.
+
+Piccolo's forward migrations take no lock of their own, so `migrate` holds a session-level
+advisory lock on a separate connection while they run: two servers starting at once apply each
+migration exactly once.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import io
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -35,13 +39,17 @@ class Database:
         self.url = url
         self.engine = PostgresEngine(config={"dsn": url}, extensions=())
         self._pool_size = (min_size, max_size)
+
+    def bind(self) -> None:
+        """Point Piccolo's configuration and every roomcast table at this engine (process-wide)."""
         os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
         piccolo_conf.DB = self.engine
         for table in all_tables():
             table._meta.db = self.engine
 
     async def start(self) -> None:
-        """Open the pool; must run inside the event loop that will use it."""
+        """Bind Piccolo to this engine and open the pool; must run inside the event loop that will use it."""
+        self.bind()
         await self.engine.start_connection_pool(min_size=self._pool_size[0], max_size=self._pool_size[1])
 
     async def close(self) -> None:
@@ -61,6 +69,21 @@ class Database:
             await connection.fetchval("SELECT 1")
 
 
+@contextlib.asynccontextmanager
+async def advisory_locked(pool: asyncpg.Pool, key: str) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection holding the session-level advisory lock named `key` until the block ends.
+
+    asyncpg resets a connection (`pg_advisory_unlock_all`) when it returns to the pool, so a
+    cancelled caller cannot leave the lock held.
+    """
+    async with pool.acquire() as connection:
+        await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
+        try:
+            yield connection
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+
+
 def all_tables() -> list[type[Table]]:
     from server.piccolo_app import APP_CONFIG
 
@@ -74,6 +97,7 @@ async def migrate(url: str) -> list[str]:
     try:
         await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         database = Database(url)
+        database.bind()  # Piccolo's migration runner finds the engine through piccolo_conf
         before = await _applied(lock)
         output = io.StringIO()
         with contextlib.redirect_stdout(output):  # Piccolo prints progress; we log it instead

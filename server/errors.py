@@ -1,4 +1,4 @@
-"""The REST error envelope (SPEC section 2) and the exception handlers that produce it.
+"""The REST error envelope (docs/api.md, "Requests and errors") and the exception handlers that produce it.
 
 Every error leaves the server as `{"error": {"code", "message", "details"?}}` with one of the
 documented codes, whatever raised it: a feature's `ApiError`, Litestar's own exceptions (unknown

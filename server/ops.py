@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
 from server.services import Services
 
@@ -22,25 +24,41 @@ def live() -> dict[str, str]:
 
 @get("/health/ready", tags=["ops"])
 async def ready(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
-    """200 only when PostgreSQL and Redis both answer; 503 naming the ones that did not."""
-    postgres, redis = await asyncio.gather(
+    """200 when PostgreSQL and Redis answer; 503 naming the ones that did not.
+
+    With room shards (`ROOMCAST_ROOM_REDIS_URLS`), a shard that does not answer costs only its
+    rooms: the answer stays 200 with `status: degraded` and `redis_shards` naming it (by its URL
+    without password), so a load balancer keeps sending traffic to this process.
+    """
+    monitor = services.room_shards
+    postgres, redis, shards = await asyncio.gather(
         _check(services.db.ping()),
         _check(services.redis.ping()),
+        monitor.check() if monitor is not None else _no_shards(),
     )
     checks = {"postgres": postgres, "redis": redis}
+    states = {name: "up" if up else "down" for name, up in shards.items()}
     failed = [name for name, result in checks.items() if result != "ok"]
     if failed:
+        details: dict[str, Any] = {**checks, **({"redis_shards": states} if states else {})}
         return Response(
             {
                 "error": {
                     "code": "unavailable",
                     "message": f"not ready: {', '.join(failed)} did not answer",
-                    "details": checks,
+                    "details": details,
                 }
             },
             status_code=503,
         )
-    return Response({"status": "ok", "checks": checks})
+    body: dict[str, Any] = {"status": "degraded" if "down" in states.values() else "ok", "checks": checks}
+    if states:
+        body["redis_shards"] = states
+    return Response(body)
+
+
+async def _no_shards() -> dict[str, bool]:
+    return {}
 
 
 async def _check(probe: Any) -> str:
@@ -61,21 +79,29 @@ async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     except Exception:
         stats = {}
     if stats:
-        lines = [
-            "# HELP roomcast_jobs_total Jobs finished, by function and outcome (all workers)",
-            "# TYPE roomcast_jobs_total counter",
-        ]
-        for field, count in sorted(stats.items()):
-            function, _, outcome = (field.decode() if isinstance(field, bytes) else str(field)).rpartition(":")
-            lines.append(
-                f'roomcast_jobs_total{{function="{_label(function)}",outcome="{_label(outcome)}"}} {int(count)}'
-            )
-        body += ("\n".join(lines) + "\n").encode()
+        body += generate_latest(_Scraped(_jobs_family(stats)))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _jobs_family(stats: dict[Any, Any]) -> CounterMetricFamily:
+    """`roomcast_jobs_total{function, outcome}` from the counts every worker keeps in Redis."""
+    family = CounterMetricFamily(
+        "roomcast_jobs", "Jobs finished, by function and outcome (all workers)", labels=["function", "outcome"]
+    )
+    for field, count in sorted(stats.items()):
+        function, _, outcome = (field.decode() if isinstance(field, bytes) else str(field)).rpartition(":")
+        family.add_metric([function, outcome], int(count))
+    return family
+
+
+class _Scraped:
+    """Metric families read at scrape time, rendered by prometheus-client like any registry."""
+
+    def __init__(self, *families: Metric) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 router = Router(path="/", route_handlers=[live, ready, metrics])

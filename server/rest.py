@@ -1,10 +1,10 @@
 """Shared REST plumbing for feature routers: strict request bodies and documented error responses.
 
 Litestar converts request bodies with msgspec in lax mode (`"300"` passes as an int, `"true"` as
-a bool). SPEC section 2 wants a wrong type to be a 422, so feature handlers declare their body
+a bool). docs/api.md, "Requests and errors" wants a wrong type to be a 422, so feature handlers declare their body
 as `data: Body[SomeStruct]` -- the declared type documents the body in OpenAPI, but Litestar
 hands over the undecoded JSON value -- and call `decode(data, SomeStruct)`, which converts
-strictly and raises the SPEC's `validation_error` naming the offending field.
+strictly and raises the documented `validation_error` naming the offending field.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def field_error(message: str) -> Exception:
 
 
 def invalid(field: str, message: str) -> Exception:
-    """A 422 for one field that passed the schema but not a rule of the SPEC (e.g. a malformed email)."""
+    """A 422 for one field that passed the schema but not a rule of docs/api.md (e.g. a malformed email)."""
     return validation_error(message, [{"key": field, "message": message, "source": "body"}])
 
 
@@ -94,7 +94,7 @@ class ErrorDetail(msgspec.Struct, kw_only=True):
 
 
 class ErrorBody(msgspec.Struct, kw_only=True):
-    """The SPEC's error envelope, for OpenAPI."""
+    """The the documented error envelope, for OpenAPI."""
 
     error: ErrorDetail
 

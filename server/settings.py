@@ -29,7 +29,7 @@ class SettingsError(ValueError):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything a roomcast process may be configured with (SPEC section 6)."""
+    """Everything a roomcast process may be configured with (README.md)."""
 
     database_url: str | None = None
     """PostgreSQL URL; None starts an embedded PostgreSQL under `data_dir`."""
@@ -58,7 +58,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """`POST /meetings/join` calls per client address per minute (a venue often shares one address)."""
     register_per_hour: int = 1000
     """`POST /auth/register` calls per client address per hour: caps scripted sign-ups, yet generous,
-    because an office or a venue (or a test suite) shares one address and the SPEC promises no limit."""
+    because an office or a venue (or a test suite) shares one address and the contract promises no limit."""
     public_url: str = "http://127.0.0.1:8000"
     """The server's public base URL, used for OAuth redirects and webhook addresses."""
     heartbeat_s: int = 25

@@ -1,4 +1,4 @@
-"""Times on the wire: ISO 8601 in UTC with a `Z` (SPEC section 2)."""
+"""Times on the wire: ISO 8601 in UTC with a `Z` (docs/api.md, "Requests and errors")."""
 
 from __future__ import annotations
 

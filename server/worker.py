@@ -16,56 +16,22 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from saq import CronJob, Worker
-from saq.job import Job, Status
-from saq.queue.redis import RedisQueue
-from saq.types import Context as SaqContext
+from saq.job import Status
 
-from channels.stream import RedisStream
+from channels.metrics import Metrics
 from server.accounts.jobs import send_password_reset
 from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
+from server.jobs import Context, JobQueue, make_queue, queue_name
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
+from server.room_redis import room_redis
 from server.services import Services, redis_client
 from server.settings import Settings
 
+__all__ = ["Context", "JobQueue", "create_worker", "make_queue", "queue_name"]
+
 log = logging.getLogger("roomcast.worker")
-
-
-class Context(SaqContext, total=False):
-    """What every job receives: SAQ's own fields plus this process's services."""
-
-    services: Services
-
-
-def queue_name(settings: Settings) -> str:
-    """The job queue's name carries the Redis prefix, so deployments sharing a Redis stay apart."""
-    return f"{settings.redis_prefix}:jobs"
-
-
-DEQUEUE_BACKOFF_S = 1.0
-
-
-class JobQueue(RedisQueue):
-    """SAQ's Redis queue, pausing after a failed dequeue.
-
-    SAQ's worker swallows a dequeue that raises and asks again at once: with Redis down that
-    loop took a whole core, starving the web server the in-process worker shares a loop with.
-    """
-
-    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:  # noqa: ASYNC109
-        try:
-            return await super().dequeue(timeout, poll_interval)
-        except RedisError as err:
-            log.warning("worker.dequeue_failed", extra={"error": type(err).__name__})
-            await asyncio.sleep(DEQUEUE_BACKOFF_S)
-            return None
-
-
-def make_queue(settings: Settings, redis: Redis) -> RedisQueue:
-    return JobQueue(redis, name=queue_name(settings))
 
 
 async def purge_expired_refresh_tokens(ctx: Context) -> int:
@@ -120,11 +86,12 @@ class InProcessWorker(RoomcastWorker):
 
 def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Context]:
     redis = redis_client(settings.redis_url)
+    rooms = room_redis(settings, redis, Metrics())
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
         redis=redis,
-        broker=RedisStream(redis, settings.redis_prefix),
+        broker=rooms.stream,
     )
     stats_key = services.key("jobs", "stats")
 
@@ -135,6 +102,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
 
     async def shutdown(ctx: Context) -> None:
         await services.db.close()
+        await rooms.close()
         await redis.aclose()
         log.info("worker.stopped")
 

@@ -14,7 +14,7 @@ from server.accounts import mail
 from server.accounts.resets import mailed_token, store_token
 
 if TYPE_CHECKING:
-    from server.worker import Context
+    from server.jobs import Context
 
 log = logging.getLogger("roomcast.accounts.jobs")
 

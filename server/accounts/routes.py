@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Account self-service".
+"""REST endpoints of docs/api.md "Account self-service".
 
 Bodies are untrusted: each is checked strictly against its struct (`server.rest.decode`) and then
 against the rules in `server.accounts.service` / `server.accounts.resets`, before anything is written.
@@ -29,9 +29,9 @@ from server.auth.guards import DEPENDENCIES, user_required
 from server.auth.identity import Principal
 from server.auth.schemas import Session, User
 from server.auth.service import get_user
+from server.jobs import make_queue
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
-from server.worker import make_queue
 
 
 def _user_agent(request: Request[Any, Any, Any]) -> str | None:

@@ -1,4 +1,4 @@
-"""Request and response bodies of account self-service (SPEC section 3, "Account self-service")."""
+"""Request and response bodies of account self-service (docs/api.md, "Account self-service")."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ A password the caller must confirm (changing the email or the password, deleting
 checked like a login: a wrong one is 401 and counts against the email's failed-login limit, so a
 stolen access token cannot be used to guess the password.
 
-Revoking a login marks its refresh-token family revoked (its access tokens die with it, SPEC
-"Auth"), then, after the commit, its sockets are closed with 4401 (`server.accounts.sockets`).
+Revoking a login marks its refresh-token family revoked (its access tokens die with it, docs/api.md
+"Credentials"), then, after the commit, its sockets are closed with 4401 (`server.accounts.sockets`).
 
 Deleting an account keeps the meetings it took part in honest: its questions stay, with no
 author and marked anonymous, its votes keep counting (the rows lose their user), and meetings it

@@ -6,27 +6,21 @@ guards and the `principal` dependency share one lookup per request.
 
 Guards, in the order a handler lists them:
 - `user_required`: a user (access token or API key). No credentials or a bad one: 401. A guest
-  token: 403 -- REST gives guests nothing but `POST /meetings/join` (SPEC section 3).
-- `meeting_role("owner", "presenter")`: the caller's role in the meeting named by the path's
-  `meeting_id`, from the same versioned role cache the WebSocket grant uses
-  (`server.meetings.roles.cached_role_in`). No role at all: 404, so strangers cannot learn that a meeting exists; a role
-  that is not enough (a participant on a moderator endpoint): 403.
+  token: 403 -- REST gives guests nothing but `POST /meetings/join` (docs/api.md).
+- meeting roles are the meetings feature's guard: `server.meetings.guards.meeting_role`.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, cast
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Guard
 
 from server.auth.identity import Principal, resolve_token
-from server.errors import ApiError, forbidden, not_found
-from server.meetings.roles import Role, cached_role_in
+from server.errors import ApiError, forbidden
 from server.services import Services
 
 _PRINCIPAL = "roomcast_principal"
@@ -75,23 +69,6 @@ async def user_required(connection: AnyConnection, _: BaseRouteHandler) -> None:
         raise unauthenticated()
     if principal.guest:
         raise forbidden("guest tokens are valid only in their meeting, not for this endpoint")
-
-
-def meeting_role(*allowed: Role) -> Guard:
-    """Guard factory: the caller's role in path parameter `meeting_id` must be one of `allowed`."""
-
-    async def guard(connection: AnyConnection, _: BaseRouteHandler) -> None:
-        principal = await authenticate(connection)
-        if principal is None:
-            raise unauthenticated()
-        meeting_id = cast(uuid.UUID, connection.path_params["meeting_id"])  # the route declares `{meeting_id:uuid}`
-        role = await cached_role_in(services_of(connection), meeting_id, principal)
-        if role is None:
-            raise not_found("no such meeting")
-        if role not in allowed:
-            raise forbidden(f"only the meeting's {' or '.join(allowed)} may do this")
-
-    return guard
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from channels.seams import SessionView
 from server.auth.tokens import decode_token, secret_hash
 from server.services import Services
 
@@ -45,6 +46,14 @@ class Principal(msgspec.Struct, frozen=True):
     @property
     def guest(self) -> bool:
         return self.guest_meeting_id is not None
+
+
+def principal_of(session: SessionView) -> Principal:
+    """The `Principal` the WebSocket authenticator (`server.realtime`) put in the session's identity."""
+    principal = session.identity.context
+    if not isinstance(principal, Principal):
+        raise TypeError("the session was not authenticated by server.realtime.authenticator")
+    return principal
 
 
 async def resolve_token(services: Services, token: str) -> Principal | None:

@@ -1,4 +1,4 @@
-"""The auth and join rate limits (SPEC section 3), counted in Redis so every server process shares them.
+"""The auth and join rate limits (docs/api.md), counted in Redis so every server process shares them.
 
 - Login: 429 once an email has 10 failed logins, or a client address 100, within 15 minutes
   (counted from the first failure of the window). Each attempt is reserved atomically before

@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Auth": register, login, refresh, logout, API keys (`/me` is in `server.accounts`).
+"""REST endpoints of docs/api.md "Auth": register, login, refresh, logout, API keys (`/me` is in `server.accounts`).
 
 Bodies are untrusted: each is checked strictly against its struct (`server.rest.decode`) and then
 against the rules in `server.auth.service`, before anything is written.

@@ -1,4 +1,4 @@
-"""Request and response bodies of the auth endpoints (SPEC section 3, "Auth"), exactly as specified.
+"""Request and response bodies of the auth endpoints (docs/api.md, "Auth"), exactly as specified.
 
 Request structs forbid unknown fields; the rules msgspec cannot express (email shape, password
 length, trimmed display names) are checked in `server.auth.service` with a 422 naming the field.

@@ -28,7 +28,7 @@ class RefreshToken(Table, tablename="refresh_tokens"):
     """One rotating refresh token; every token of one login shares a `family_id`."""
 
     id = UUID(primary_key=True, default=UUID4())
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=False)
     family_id = UUID()
     token_hash = Varchar(length=64, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -41,7 +41,7 @@ class RefreshToken(Table, tablename="refresh_tokens"):
 
 class ApiKey(Table, tablename="api_keys"):
     id = UUID(primary_key=True, default=UUID4())
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=False)
     name = Varchar(length=100)
     key_hash = Varchar(length=64, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())

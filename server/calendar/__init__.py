@@ -1,1 +1,1 @@
-"""Calendar sync with Google Calendar and Outlook (SPEC section 5): connect, sync jobs, webhooks."""
+"""Calendar sync with Google Calendar and Outlook (docs/calendar.md): connect, sync jobs, webhooks."""

@@ -4,7 +4,8 @@
 waited out inside it (`Retry-After`). A revoked grant is not an error to retry: the connection is
 marked and the job ends. The scan runs every `SCAN_S` seconds and renews each channel once half
 its lifetime (as the provider returned it) has passed, and syncs connections that have not synced
-for `RESYNC_AFTER` (a webhook can be lost; Graph's `missed` says so, Google's never does).
+for `RESYNC_AFTER` (a webhook can be lost; Graph's `missed` says so, Google's never does), also
+one left `syncing` by a worker that died mid-sync (the sync lock expires with the job timeout).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from server.calendar.service import Calendar
 from server.calendar.sync import renew_channel, run_sync
 
 if TYPE_CHECKING:
-    from server.worker import Context
+    from server.jobs import Context
 
 log = logging.getLogger("roomcast.calendar.jobs")
 
@@ -56,7 +57,7 @@ async def calendar_scan(ctx: Context) -> int:
         )
         stale = await connection.fetch(
             """SELECT id FROM calendar_connections
-               WHERE NOT revoked AND provider = ANY($1) AND status <> 'syncing'
+               WHERE NOT revoked AND provider = ANY($1)
                  AND coalesce(last_synced_at, created_at) < now() - $2::interval
                  AND updated_at < now() - $2::interval""",
             list(calendar.providers),

@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 5 (calendar sync) under `/api/v1/calendar`.
+"""REST endpoints of docs/calendar.md (calendar sync) under `/api/v1/calendar`.
 
 Connect, list, delete and sync are for signed-in users (`user_required`); a connection that is not
 the caller's is 404. The callback carries no bearer token: the signed, single-use `state` names

@@ -1,4 +1,4 @@
-"""REST bodies and the room event of calendar sync (SPEC section 5). Provider tokens appear in none."""
+"""REST bodies and the room event of calendar sync (docs/calendar.md). Provider tokens appear in none."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ChangeKind = Literal["created", "updated", "moved", "cancelled"]
 
 
 class Connection(msgspec.Struct, kw_only=True):
-    """One connected calendar account (SPEC section 5)."""
+    """One connected calendar account (docs/calendar.md)."""
 
     id: uuid.UUID
     provider: str

@@ -117,8 +117,19 @@ class Calendar:
         return f"{self.services.settings.public_url.rstrip('/')}/api/v1/calendar/webhooks/{provider}"
 
     async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run a blocking provider call in a thread."""
-        return await asyncio.to_thread(function, *args)
+        """Run a blocking provider call in a thread.
+
+        The provider modules turn the errors they know into `ProviderError`s; anything else a client
+        library raises (a new exception type, a malformed answer) is logged and becomes a
+        `ProviderError` too, so a provider's surprise is a retry or a 503, never a 500.
+        """
+        try:
+            return await asyncio.to_thread(function, *args)
+        except ProviderError:
+            raise
+        except Exception as err:
+            log.exception("calendar.provider_unexpected", extra={"error": type(err).__name__})
+            raise ProviderError(f"the provider's client failed: {type(err).__name__}") from None
 
     # --- connect -------------------------------------------------------------------------
 
@@ -131,7 +142,7 @@ class Calendar:
             url, flow = await self.call(provider.authorization, self.redirect_uri(provider_name), state)
         except ProviderError as err:
             log.warning("calendar.connect_failed", extra={"provider": provider_name, "error": str(err)})
-            raise ApiError(502, "the calendar provider could not be reached; try again", code="bad_request") from None
+            raise ApiError(503, "the calendar provider could not be reached; try again", code="unavailable") from None
         record = {"user_id": str(user_id), "provider": provider_name, "flow": flow}
         await self.services.redis.set(
             self.services.key("calendar", "state", nonce), msgspec.json.encode(record), ex=STATE_TTL_S

@@ -10,7 +10,7 @@ exactly like a meeting that does not exist (or a malformed room name), so the ro
 confirms that someone else's meeting exists; a participant asking for the moderation room
 knows the meeting, so they get `forbidden`.
 
-The snapshot is SPEC's `{"meeting": Meeting, "questions": [Question], "presence": {"count"},
+The snapshot is the documented `{"meeting": Meeting, "questions": [Question], "presence": {"count"},
 "polls": [Poll], "mine": {"votes", "responses"}}`. Questions, polls and the joiner's own votes and
 answers come from injected callables, so this module does not depend on the Q&A or polls
 features: `server.app` wires the real ones; alone, the room has none.
@@ -26,7 +26,7 @@ import msgspec
 
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import Grant, SessionView
-from server.auth.identity import Principal
+from server.auth.identity import principal_of
 from server.meetings.roles import MODERATORS, Role, cached_role_in
 from server.meetings.service import load_meeting
 from server.rooms import meeting_room, owns_meeting_room, parse_meeting_room
@@ -78,14 +78,6 @@ def access_of(grant: Grant) -> MeetingAccess:
     if not isinstance(access, MeetingAccess):
         raise FrameError(ErrorCode.BAD_REQUEST, "this frame acts in a meeting room: meeting:<id>")
     return access
-
-
-def principal_of(session: SessionView) -> Principal:
-    """The `Principal` the authenticator put in the session's identity (`server.realtime`)."""
-    principal = session.identity.context
-    if not isinstance(principal, Principal):
-        raise TypeError("the session was not authenticated by server.realtime.authenticator")
-    return principal
 
 
 class MeetingRoomPolicy:

@@ -1,4 +1,4 @@
-"""REST endpoints of SPEC section 3 "Meetings (setup)" (the CSV export lives with Q&A).
+"""REST endpoints of docs/api.md "Meetings (setup)" (the CSV export lives with Q&A).
 
 Who may call what is decided by guards before a handler runs: `user_required` for creating and
 listing, `meeting_role(...)` for one meeting (strangers 404, a role too small 403). Joining by
@@ -15,9 +15,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from server.auth import limits
-from server.auth.guards import DEPENDENCIES, authenticate, meeting_role, user_required
+from server.auth.guards import DEPENDENCIES, authenticate, user_required
 from server.auth.identity import Principal
 from server.meetings import service
+from server.meetings.guards import meeting_role
 from server.meetings.schemas import (
     Joined,
     JoinIn,

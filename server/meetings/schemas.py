@@ -1,4 +1,4 @@
-"""Request and response bodies of the meeting endpoints (SPEC section 3, "Meetings (setup)").
+"""Request and response bodies of the meeting endpoints (docs/api.md, "Meetings (setup)").
 
 `Meeting` is also what the realtime side sends (`meeting.updated`, the meeting room's snapshot),
 so there is exactly one shape of a meeting on every wire. Request structs forbid unknown fields
@@ -23,7 +23,7 @@ BlockedWords = Annotated[list[BlockedWord], Meta(max_length=200)]
 
 
 class MeetingSettings(msgspec.Struct, kw_only=True):
-    """A meeting's settings, every field with the SPEC's default."""
+    """A meeting's settings, every field with the documented default."""
 
     moderation: Moderation = "post"
     """`pre`: questions wait for a moderator's approval before anyone else sees them."""

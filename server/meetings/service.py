@@ -4,7 +4,7 @@ Every function that changes a meeting does it in one transaction and tells the r
 (`server.meetings.events`) only after that transaction has committed. Inputs are untrusted:
 they have passed the strict schema check of `server.rest.decode`, not yet the rules here.
 
-Choices the SPEC leaves open (also in docs/api.md):
+Choices the contract leaves open (also in docs/api.md):
 - Status moves `scheduled` -> `live` -> `ended`, and any status -> `cancelled`; asking for the
   current status again is a no-op. Anything else is 409.
 - A PATCH of `settings` changes only the settings fields it names.
@@ -86,7 +86,7 @@ def _json(raw: Any) -> Any:
 
 
 def stored_settings(raw: Any) -> MeetingSettings:
-    """The stored settings with the SPEC's defaults for anything missing (unknown keys ignored)."""
+    """The stored settings with the documented defaults for anything missing (unknown keys ignored)."""
     value = _json(raw)
     if not isinstance(value, dict):
         return MeetingSettings()
@@ -98,7 +98,7 @@ def stored_settings(raw: Any) -> MeetingSettings:
 
 
 def meeting_of(row: asyncpg.Record) -> Meeting:
-    """A `meetings` row (selected with `MEETING_COLUMNS`) as the SPEC's `Meeting`."""
+    """A `meetings` row (selected with `MEETING_COLUMNS`) as the documented `Meeting`."""
     source: MeetingSource | None = None
     if (raw_source := _json(row["source"])) is not None:
         try:
@@ -122,7 +122,7 @@ def meeting_of(row: asyncpg.Record) -> Meeting:
 
 
 async def load_meeting(services: Services, meeting_id: uuid.UUID) -> Meeting | None:
-    """The meeting as the SPEC shapes it, or None (for snapshots and anyone else who needs one)."""
+    """The meeting as docs/api.md shapes it, or None (for snapshots and anyone else who needs one)."""
     async with services.db.pool.acquire() as connection:
         row = await connection.fetchrow(f"SELECT {MEETING_COLUMNS} FROM meetings WHERE id = $1", meeting_id)
     return None if row is None else meeting_of(row)
@@ -208,7 +208,7 @@ def _check_times(starts_at: datetime | None, ends_at: datetime | None) -> None:
 
 
 def _utc(value: datetime | None, field: str) -> datetime | None:
-    """`value` in UTC; a time without a zone is taken to be UTC already (SPEC: times are UTC).
+    """`value` in UTC; a time without a zone is taken to be UTC already (docs/api.md: times are UTC).
 
     `9999-12-31T23:59:59-14:00` is valid ISO 8601 but its UTC value is in year 10000, which
     Python cannot represent: a 422 naming the field, not an OverflowError (a 500).
@@ -272,7 +272,7 @@ async def insert_meeting(
 async def create_meeting(
     services: Services, owner_id: uuid.UUID, body: MeetingCreate, event: SourceEvent | None = None
 ) -> Meeting:
-    """A new `scheduled` meeting owned by `owner_id`, settings defaulted as the SPEC says.
+    """A new `scheduled` meeting owned by `owner_id`, settings defaulted as docs/api.md says.
 
     With `event` (the calendar event `body.source` names, read by the caller) the title and times
     come from it unless the body gives them, and the meeting records its source.

@@ -12,7 +12,7 @@ from server.auth.tables import User
 
 class Meeting(Table, tablename="meetings"):
     id = UUID(primary_key=True, default=UUID4())
-    owner = ForeignKey(references=User)
+    owner = ForeignKey(references=User, null=False)
     title = Varchar(length=200)
     description = Text(default="")
     starts_at = Timestamptz(null=True, default=None)
@@ -30,7 +30,7 @@ class MeetingMember(Table, tablename="meeting_members"):
     """A user's role in a meeting other than owner: `presenter` or `participant`."""
 
     id = UUID(primary_key=True, default=UUID4())
-    meeting = ForeignKey(references=Meeting)
-    user = ForeignKey(references=User)
+    meeting = ForeignKey(references=Meeting, null=False)
+    user = ForeignKey(references=User, null=False)
     role = Varchar(length=16)
     created_at = Timestamptz(default=TimestamptzNow())

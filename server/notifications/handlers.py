@@ -14,7 +14,7 @@ import msgspec
 from channels.protocol import ClientFrame, ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
 from server import cache
-from server.meetings.policy import principal_of
+from server.auth.identity import principal_of
 from server.notifications.service import COLUMNS, notification_view, unread_count
 from server.services import Services
 

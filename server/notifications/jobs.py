@@ -18,7 +18,7 @@ from server.notifications.service import notify
 from server.times import iso_z
 
 if TYPE_CHECKING:
-    from server.worker import Context
+    from server.jobs import Context
 
 log = logging.getLogger("roomcast.notifications.jobs")
 

@@ -12,7 +12,7 @@ from server.auth.tables import User
 
 class Notification(Table, tablename="notifications"):
     id = UUID(primary_key=True, default=UUID4())
-    user = ForeignKey(references=User)
+    user = ForeignKey(references=User, null=False)
     kind = Varchar(length=64)
     title = Text()
     body = Text(default="")

@@ -1,1 +1,1 @@
-"""Live polls (choice, rating, word cloud) and reactions: SPEC section 4, "Polls and reactions"."""
+"""Live polls (choice, rating, word cloud) and reactions: docs/protocol.md, "Polls and reactions"."""

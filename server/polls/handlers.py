@@ -22,9 +22,10 @@ from redis.asyncio import Redis
 
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, Grant, Publisher, SessionView
+from server.auth.identity import principal_of
 from server.coalesce import Coalescer
 from server.db import Database
-from server.meetings.policy import access_of, principal_of
+from server.meetings.policy import access_of
 from server.polls import service
 from server.polls.events import poll_view, publish_changes, results_events, views
 from server.polls.frames import PollAction, PollOut, PollResponseEvent, React, Respond

@@ -22,7 +22,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from server.auth.guards import meeting_role
+from server.meetings.guards import meeting_role
 from server.polls import service
 from server.polls.events import poll_view, publish_changes
 from server.polls.frames import PollOut

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ import asyncpg
 import msgspec
 
 from channels.protocol import ErrorCode, FrameError
+from server.db import advisory_locked
 from server.errors import conflict, not_found
 from server.polls.frames import PollAnswer, PollResults
 from server.polls.results import (
@@ -74,20 +75,9 @@ def definition(row: Row) -> PollDefinition:
     )
 
 
-@asynccontextmanager
-async def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
-    """A connection holding the meeting's poll lock: changes to its polls commit and publish one at a time.
-
-    asyncpg resets a connection (`pg_advisory_unlock_all`) when it returns to the pool, so a
-    cancelled caller cannot leave the lock held.
-    """
-    key = f"polls:{meeting_id}"
-    async with pool.acquire() as connection:
-        await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
-        try:
-            yield connection
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A connection holding the meeting's poll lock: changes to its polls commit and publish one at a time."""
+    return advisory_locked(pool, f"polls:{meeting_id}")
 
 
 async def fetch_poll(connection: asyncpg.Connection, meeting_id: uuid.UUID, poll_id: uuid.UUID) -> Row | None:
@@ -141,7 +131,7 @@ async def with_results(connection: asyncpg.Connection, rows: list[Row]) -> list[
 
 
 def _checked_options(kind: str, options: list[str] | None, previous: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Option texts as stored, with ids (an unchanged text keeps its id); 422 for anything the SPEC refuses."""
+    """Option texts as stored, with ids (an unchanged text keeps its id); 422 for anything docs/polls.md refuses."""
     if kind != "choice":
         if options:
             raise invalid("options", f"a {kind} poll has no options")

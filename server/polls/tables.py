@@ -14,7 +14,7 @@ from server.meetings.tables import Meeting
 
 class Poll(Table, tablename="polls"):
     id = UUID(primary_key=True, default=UUID4())
-    meeting = ForeignKey(references=Meeting)
+    meeting = ForeignKey(references=Meeting, null=False)
     kind = Varchar(length=16)
     title = Varchar(length=200)
     options = JSONB(default="[]")
@@ -36,7 +36,7 @@ class PollResponse(Table, tablename="poll_responses"):
     """One user's answer to one poll (unique together); `user` is NULL once the account is deleted."""
 
     id = UUID(primary_key=True, default=UUID4())
-    poll = ForeignKey(references=Poll)
+    poll = ForeignKey(references=Poll, null=False)
     user = ForeignKey(references=User, null=True)
     option_ids = Array(base_column=Text())
     value = Integer(null=True, default=None)

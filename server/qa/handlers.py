@@ -20,7 +20,8 @@ import asyncpg
 
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, Grant, SessionView
-from server.meetings.policy import access_of, principal_of
+from server.auth.identity import principal_of
+from server.meetings.policy import access_of
 from server.qa import service
 from server.qa.frames import Ask, Delete, Edit, Merge, Moderate, Similar, SimilarItem, VoteFrame
 from server.qa.publish import publish_changes, question_view

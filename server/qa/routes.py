@@ -18,7 +18,7 @@ from litestar import Router, get
 from litestar.di import NamedDependency
 from litestar.response import Stream
 
-from server.auth.guards import meeting_role
+from server.meetings.guards import meeting_role
 from server.qa.service import export_rows
 from server.services import Services
 from server.times import iso_z

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from channels.protocol import ErrorCode, FrameError
+from server.db import advisory_locked
 from server.meetings.schemas import MeetingSettings
 from server.qa.rules import blocked_words_in, clean_text, qa_settings
 
@@ -50,23 +51,14 @@ class Change:
     merged_into: uuid.UUID | None = None
 
 
-@asynccontextmanager
-async def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection holding the meeting's advisory lock, for changes to its existing questions.
 
     The caller commits *and publishes* inside it, so changes to one meeting's questions reach
     every client in the order they were committed, even when they arrive at different server
     processes at once (two concurrent pins must not leave clients with two pinned questions).
-    asyncpg resets a connection (`pg_advisory_unlock_all`) when it returns to the pool, so a
-    cancelled caller cannot leave the lock held.
     """
-    key = f"qa:{meeting_id}"
-    async with pool.acquire() as connection:
-        await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
-        try:
-            yield connection
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+    return advisory_locked(pool, f"qa:{meeting_id}")
 
 
 def not_found(what: str = "question") -> FrameError:

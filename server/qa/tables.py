@@ -14,7 +14,7 @@ from server.meetings.tables import Meeting
 
 class Question(Table, tablename="questions"):
     id = UUID(primary_key=True, default=UUID4())
-    meeting = ForeignKey(references=Meeting)
+    meeting = ForeignKey(references=Meeting, null=False)
     author = ForeignKey(references=User, null=True, on_delete=OnDelete.set_null)
     """NULL once the author deleted their account: the question stays, as if anonymous."""
     text = Text()
@@ -37,7 +37,7 @@ class Vote(Table, tablename="votes"):
     """One user's vote on one question (unique together)."""
 
     id = UUID(primary_key=True, default=UUID4())
-    question = ForeignKey(references=Question)
+    question = ForeignKey(references=Question, null=False)
     user = ForeignKey(references=User, null=True, on_delete=OnDelete.set_null)
     """NULL once the voter deleted their account: the vote still counts."""
     created_at = Timestamptz(default=TimestamptzNow())
@@ -47,6 +47,6 @@ class Mute(Table, tablename="mutes"):
     """A user who may not ask or vote in a meeting (unique together)."""
 
     id = UUID(primary_key=True, default=UUID4())
-    meeting = ForeignKey(references=Meeting)
-    user = ForeignKey(references=User)
+    meeting = ForeignKey(references=Meeting, null=False)
+    user = ForeignKey(references=User, null=False)
     created_at = Timestamptz(default=TimestamptzNow())

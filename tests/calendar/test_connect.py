@@ -23,9 +23,9 @@ from channels.broker import Broker
 from server.calendar.crypto import TokenBox
 from server.calendar.service import Calendar
 from server.db import Database
+from server.jobs import make_queue
 from server.services import Services, redis_client
 from server.settings import Settings
-from server.worker import make_queue
 from tests.calendar.conftest import authorization_url
 from tests.fakes import google as fake_google
 from tests.fakes import microsoft as fake_microsoft
@@ -217,3 +217,11 @@ async def test_two_processes_refreshing_at_once_keep_the_newest_refresh_token(
     plain, _ = TokenBox(calendar_settings).open(row["tokens"])
     valid = [token for token, good in microsoft.refresh_tokens.items() if good]
     assert len(valid) == 1 and valid[0] in plain.decode()  # the newest one is stored
+
+
+async def test_a_provider_that_does_not_answer_is_503_not_500(
+    calendar_client: Client, person: Person, microsoft: FakeMicrosoft
+) -> None:
+    microsoft.login.fail("/common/v2.0/.well-known/openid-configuration", 500, {"error": "server_error"}, times=5)
+    response = await calendar_client.get(f"{API}/calendar/outlook/connect", headers=auth_header(person.token))
+    assert_error(response, 503, "unavailable")

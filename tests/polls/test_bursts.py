@@ -18,6 +18,14 @@ def spacings(ws: WsClient, predicate: object) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
+def assert_spaced(gaps: list[float], window_s: float) -> None:
+    """Events at most one per `window_s`, as received: on average (arrival jitter evens out) and each pair
+    (with slack for one event delivered late on a loaded machine; uncoalesced events would be ms apart)."""
+    if gaps:
+        assert sum(gaps) / len(gaps) >= window_s * 0.9, gaps
+        assert min(gaps) >= window_s / 2, gaps
+
+
 async def test_a_concurrent_burst_ends_on_the_exact_totals_with_coalesced_results(room: Room) -> None:
     poll = await opened(room, options=["Yes", "No", "Maybe"])
     ids = [o["id"] for o in poll["options"]]
@@ -52,11 +60,9 @@ async def test_a_concurrent_burst_ends_on_the_exact_totals_with_coalesced_result
     for ws in watchers:
         assert last_results(ws) == exact
         for name in (room.public, room.moderation):
-            events = ws.events(name, "poll.results")
-            assert len(events) <= int(elapsed / 0.5) + 3, (len(events), elapsed)
-            # at most one per 500 ms per poll and room (some slack for delivery jitter on a loaded machine)
-            gaps = spacings(ws, lambda f, n=name: f["type"] == "poll.results" and f["room"] == n)
-            assert min(gaps, default=1.0) >= 0.4, gaps
+            # at most one per 500 ms per poll and room: a burst of 90 answers is a handful of events
+            assert_spaced(spacings(ws, lambda f, n=name: f["type"] == "poll.results" and f["room"] == n), 0.5)
+    assert len(watchers[0].events(room.public, "poll.results")) < RESPONDENTS / 3, elapsed
 
 
 async def test_reactions_are_summed_across_processes_once_a_second(room: Room) -> None:
@@ -84,7 +90,7 @@ async def test_reactions_are_summed_across_processes_once_a_second(room: Room) -
     assert len(watchers[0].events(room.public, "reactions")) == quiet_from, "no reactions event in a quiet second"
     for ws in watchers:
         assert received(ws) == sent
-        assert min(spacings(ws, lambda f: f["type"] == "reactions"), default=1.0) >= 0.85
+        assert_spaced(spacings(ws, lambda f: f["type"] == "reactions"), 1.0)
         assert await room.sql("SELECT 1 FROM information_schema.tables WHERE table_name LIKE '%reaction%'") == []
 
 

@@ -90,11 +90,14 @@ async def test_a_poll_from_the_presenter_to_two_participants_and_present_mode(
     await expect(ann.get_by_role("radio", name="Live demo")).to_be_checked()
     await expect(ann.get_by_role("button", name="Change answer")).to_be_visible()
 
-    # Reactions float up on every screen.
+    # Reactions float up on every screen; calmly (a fading tally, nothing moving) under reduced motion.
+    await ann.emulate_media(reduced_motion="reduce")
     await ben.get_by_role("button", name="Clap").click()
     await ben.get_by_role("button", name="Love").click()
-    for page in (ann, presenter):
+    for page in (ben, presenter):
         await expect(page.locator(".reaction-float").first).to_be_attached(timeout=5000)
+    await expect(ann.locator(".reaction-tally")).to_contain_text("👏", timeout=5000)
+    assert await ann.locator(".reaction-float").count() == 0
 
     # Present mode: the open poll's live results beside the pinned question.
     await ask(ben, "Will the demo be recorded?")
@@ -122,9 +125,27 @@ async def test_a_poll_from_the_presenter_to_two_participants_and_present_mode(
     await expect(ann.locator("#poll-card .word-cloud")).to_contain_text("Growth")
     await expect(cloud.locator(".poll-respondents")).to_have_text("2 answers")  # type: ignore[attr-defined]
 
+    # The rating, by keyboard: the scale's radio buttons, then the histogram and the average.
+    await poll_item(presenter, "How useful").get_by_role("button", name="Open").click()  # type: ignore[attr-defined]
+    await ann.get_by_role("radio", name="4").check()
+    await ann.get_by_role("button", name="Send answer").click()
+    await ben.get_by_role("radio", name="2").focus()
+    await ben.keyboard.press("Space")
+    await ben.get_by_role("button", name="Send answer").click()
+    await expect(poll_item(presenter, "How useful").locator(".poll-average")).to_contain_text("3.0")  # type: ignore[attr-defined]
+    await expect(ann.locator("#poll-card .poll-average")).to_contain_text("3.0 average out of 5")
+    await poll_item(presenter, "How useful").get_by_role("button", name="Close").click()  # type: ignore[attr-defined]
+    await expect(ann.locator("#poll-card")).to_have_attribute("data-status", "closed")
+
     await presenter.set_viewport_size(DESKTOP)
     await presenter.mouse.move(0, 0)
     await presenter.screenshot(path=str(out / "presenter-polls.png"), full_page=True)
+
+    # The export: one row per answer (2 choice + 2 words + 2 ratings).
+    async with presenter.expect_download() as download:
+        await presenter.get_by_role("button", name="Download answers (CSV)").click()
+    rows = (await (await download.value).path()).read_text(encoding="utf-8").strip().splitlines()
+    assert rows[0] == "poll_id,poll,kind,answer,respondent,answered_at" and len(rows) == 7, rows
     await ben.set_viewport_size(PHONE)
     for tab in (presenter_tab, ann_tab, ben_tab):
         tab.assert_no_errors()

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msal
+import msal.exceptions
 import requests
 
 from server.calendar.providers.base import (
@@ -75,7 +76,7 @@ class OutlookCalendar:
                 token_cache=cache,
                 timeout=TIMEOUT_S,
             )
-        except (ValueError, requests.RequestException) as err:
+        except (ValueError, requests.RequestException, msal.exceptions.MsalError) as err:
             raise ProviderError(f"the Microsoft authority did not answer as expected: {err}") from None
 
     # --- connect -------------------------------------------------------------------------

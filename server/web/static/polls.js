@@ -411,12 +411,14 @@ export class PresenterPolls {
     const heading = el("h2", { id: "polls-heading", class: "list-heading" }, "Polls ", el("span", { class: "count poll-count" }));
     const newButton = el("button", { class: "button small primary", type: "button", id: "new-poll" }, "New poll");
     newButton.addEventListener("click", () => this.edit("new"));
+    const exportButton = el("button", { class: "button small", type: "button" }, "Download answers (CSV)");
+    exportButton.addEventListener("click", () => this.download(exportButton));
     this.editor = el("div", { class: "poll-editor-slot" });
     this.listNode = el("ol", { class: "poll-list", "aria-labelledby": "polls-heading" });
     this.empty = el("p", { class: "empty muted" }, "No polls yet. Prepare one before the session, open it when the time comes.");
     this.notice = el("p", { class: "error poll-panel-error", role: "alert" });
     this.root.replaceChildren(
-      el("div", { class: "polls-head" }, heading, newButton),
+      el("div", { class: "polls-head" }, heading, el("span", { class: "head-actions" }, exportButton, newButton)),
       this.notice,
       this.editor,
       this.listNode,
@@ -508,6 +510,25 @@ export class PresenterPolls {
       this.render();
     } catch (err) {
       this.itemError(id, errorWords(err));
+    }
+  }
+
+  /** `polls.csv`, fetched with the bearer token and saved from a blob (a plain link carries no header). */
+  async download(button) {
+    button.setAttribute("aria-busy", "true");
+    this.notice.textContent = "";
+    try {
+      const response = await this.session.fetchRaw(`/meetings/${encodeURIComponent(this.meetingId)}/polls.csv`);
+      const url = URL.createObjectURL(await response.blob());
+      const save = el("a", { href: url, download: "roomcast-polls.csv", hidden: true });
+      document.body.append(save);
+      save.click();
+      save.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      this.notice.textContent = `The export failed: ${err.message}`;
+    } finally {
+      button.removeAttribute("aria-busy");
     }
   }
 
