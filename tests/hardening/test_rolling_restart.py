@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from server.settings import Settings
-from tests.support import ServerProcess
+from tests.support import ServerProcess, eventually
 from tests.wsclient import Person, World, WsClient, connect
 
 CLIENTS = 50
@@ -109,7 +109,7 @@ class Attendee:
 
 def _restart(server: ServerProcess) -> ServerProcess:
     """SIGTERM (sockets get 1012, the process drains and exits), then the same process again."""
-    assert server.stop(timeout=15) == 0, server.log()[-3000:]
+    assert server.stop(timeout=30) == 0, server.log()[-3000:]
     return ServerProcess(env=server.env, port=server.port, args=server.args).start().wait_ready(60)
 
 
@@ -144,12 +144,16 @@ async def test_rolling_restart_under_load_loses_nothing(
         for server in servers:
             restarted.append(await asyncio.to_thread(_restart, server))
         restart_s = time.monotonic() - started
-        await asyncio.wait_for(asyncio.gather(*(a.done.wait() for a in attendees)), 90)
+        await asyncio.wait_for(asyncio.gather(*(a.done.wait() for a in attendees)), 180)
         await asyncio.sleep(2)  # the last coalesced vote events arrive
         async with connect(restarted[0].ws_url, owner.token) as checker:
             joined = await checker.join(room)
             await asyncio.sleep(2)  # its own presence change reaches everyone
             final_seq = max([joined["seq"], *(e["seq"] for e in checker.events(room))])
+            # every client catches up with the room's latest seq (on a loaded machine, give it time)
+            await eventually(lambda: all((a.last_seq or 0) >= final_seq for a in attendees), timeout=30)
+            final_seq = max(a.last_seq or 0 for a in attendees)
+            await eventually(lambda: all(a.last_seq == final_seq for a in attendees), timeout=30)
             stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
     finally:
@@ -177,8 +181,7 @@ async def test_rolling_restart_under_load_loses_nothing(
     lost: dict[str, Any] = {a.person.name: a.gaps for a in attendees if a.gaps}
     assert not lost, lost  # events lost: 0
     # every client recovered to the end: all at one seq, the room's latest (the checker's own leave may add one)
-    assert len({a.last_seq for a in attendees}) == 1, sorted(a.last_seq or 0 for a in attendees)
-    assert (attendees[0].last_seq or 0) >= final_seq
+    assert all((a.last_seq or 0) >= final_seq for a in attendees), sorted(a.last_seq or 0 for a in attendees)
     assert sum(a.reconnects for a in attendees) >= CLIENTS  # every client lived through at least one restart
     recovery = max(d for a in attendees for d in a.downtimes)
     print(
