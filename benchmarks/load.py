@@ -237,7 +237,7 @@ def add_common(p: argparse.ArgumentParser, **defaults: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from benchmarks import polls, scenarios
+    from benchmarks import polls, scenarios, shards
     from benchmarks.peers import run as peers
 
     top = argparse.ArgumentParser(
@@ -276,6 +276,7 @@ def parser() -> argparse.ArgumentParser:
 
     scenarios.add_parsers(sub, add_common)
     polls.add_parsers(sub, add_common)
+    shards.add_parser(sub, add_common)
     peers.add_parser(sub, add_common)
     return top
 

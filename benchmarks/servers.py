@@ -114,6 +114,28 @@ def pids_named(name: str) -> list[int]:
     return out
 
 
+def start_private_redis(workdir: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A redis-server of our own on a free port, without persistence: (its process, its URL)."""
+    port = free_port()
+    directory = workdir or Path(tempfile.mkdtemp(prefix="roomcast-bench-redis-"))
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=str(directory),
+        stdout=(directory / f"redis-{port}.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                return proc, url
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("private redis-server did not start")
+
+
 @dataclass
 class ServerProc:
     name: str
@@ -276,22 +298,8 @@ class RoomcastFleet(Fleet):
 
     def _start_redis(self) -> str:
         """A private redis-server, so INFO commandstats and CPU count only this benchmark."""
-        port = free_port()
-        self.redis_proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=str(self.workdir),
-            stdout=(self.workdir / "redis.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        for _ in range(100):
-            with contextlib.suppress(redis.RedisError):
-                if client.ping():
-                    return url
-            time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
+        self.redis_proc, url = start_private_redis(self.workdir)
+        return url
 
     def start(self, count: int) -> None:
         run_sync(self._create_db())

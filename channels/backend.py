@@ -12,7 +12,7 @@ memory (`channels.memory`, for the core's unit tests), as Litestar's channels ba
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,10 @@ from channels.protocol import Event
 
 class BrokerUnavailable(Exception):
     """The stream or pub/sub cannot be reached (or did not confirm in time); the caller answers `unavailable`."""
+
+
+class RoomUnreachable(BrokerUnavailable):
+    """Only this room's Redis (a room shard) cannot be reached; the rest of the backend works."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,10 @@ class Stream(Protocol):
         """Assign the room's next seq atomically, keep the event in history, deliver it once; returns the seq."""
         ...
 
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        """`publish` each event, one room's in the order given, in as few round trips as the backend allows."""
+        ...
+
     async def disconnect_user(
         self,
         user_id: str,
@@ -106,8 +114,15 @@ class PubSubListener(Protocol):
 
     def on_control(self, message: Disconnect) -> None: ...
 
-    def on_lost(self) -> None:
-        """The connection broke: whatever was published until the next confirmation is lost for us."""
+    def on_unreachable(self, rooms: Iterable[str]) -> None:
+        """These rooms' connection cannot be made now (their shard is down): joins waiting for them give up."""
+        ...
+
+    def on_lost(self, rooms: Iterable[str] | None = None) -> None:
+        """The connection broke: whatever was published until the next confirmation is lost for us.
+
+        `rooms`: only those were carried by the connection (one shard's); None: every room.
+        """
         ...
 
 

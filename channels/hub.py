@@ -18,10 +18,10 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Protocol
 
-from channels.backend import BrokerUnavailable, Disconnect, PubSub
+from channels.backend import BrokerUnavailable, Disconnect, PubSub, RoomUnreachable
 from channels.envelope import Envelope
 from channels.metrics import Metrics
 
@@ -142,6 +142,9 @@ class Hub:
             entry.waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, self.subscribe_timeout_s)
+            except RoomUnreachable:
+                self.detach(sub)
+                raise
             except (TimeoutError, BrokerUnavailable) as err:
                 self.detach(sub)
                 raise BrokerUnavailable("the pub/sub connection is not available") from err
@@ -149,6 +152,30 @@ class Hub:
                 self.detach(sub)
                 raise
         return sub, generation
+
+    def attach_behind(self, subscriber: Subscriber, room: str) -> Subscription:
+        """Make `subscriber` a member of `room` whose Redis is unreachable now, without waiting for it.
+
+        The member buffers as after a lost connection; once the room's subscription is confirmed
+        (its Redis is back) it gets the unsolicited `joined` like every other member there.
+        """
+        entry = self._rooms.get(room)
+        created = entry is None
+        if entry is None:
+            entry = self._rooms[room] = _Room(room)
+            self.metrics.rooms.set(len(self._rooms))
+        sub = entry.subs.get(subscriber.session_id)
+        if sub is None:
+            sub = entry.subs[subscriber.session_id] = Subscription(subscriber, room)
+        sub.state = SubState.RESYNCING
+        sub.buffer = []
+        sub.generation += 1
+        entry.needs_resync = True
+        if created:
+            self._spawn(self.pubsub.subscribe(room))
+        elif entry.ready:
+            self._start_resync(entry)
+        return sub
 
     def activate(
         self, sub: Subscription, generation: int, epoch: str, seq: int, prelude: Callable[[], None] | None = None
@@ -219,12 +246,24 @@ class Hub:
         if entry.needs_resync:
             self._start_resync(entry)
 
-    def on_lost(self) -> None:
+    def on_lost(self, rooms: Iterable[str] | None = None) -> None:
         # Whatever is published from now until the subscriptions are back is lost for us: every
-        # local member must be told (unsolicited `joined`) once they are.
-        for entry in list(self._rooms.values()):
+        # local member (of the connection's rooms) must be told (unsolicited `joined`) once they are.
+        entries = list(self._rooms.values()) if rooms is None else [self._rooms[r] for r in rooms if r in self._rooms]
+        for entry in entries:
             entry.ready = False
             self._mark_behind(entry)
+
+    def on_unreachable(self, rooms: Iterable[str]) -> None:
+        """These rooms' Redis cannot be reached now (a room shard is down): joins waiting for them give up."""
+        for room in rooms:
+            entry = self._rooms.get(room)
+            if entry is None:
+                continue
+            waiters, entry.waiters = entry.waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(RoomUnreachable(f"the Redis of {room} cannot be reached"))
 
     def on_control(self, message: Disconnect) -> None:
         if self._on_control is not None:

@@ -14,7 +14,7 @@ import asyncio
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import msgspec
 
@@ -75,6 +75,9 @@ class MemoryBroker:
         for pubsub in self._pubsubs:
             pubsub._deliver(Envelope(event.room, state.epoch, state.seq, kind, wire, now))
         return state.seq
+
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        return [await self.publish(event) for event in events]
 
     async def disconnect_user(
         self,

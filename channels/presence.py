@@ -20,6 +20,7 @@ import contextlib
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Final
 
 from redis.asyncio import Redis
@@ -96,8 +97,11 @@ class PresenceTracker:
         *,
         ttl_s: float = 15.0,
         min_interval_s: float = 1.0,
+        redis_for: Callable[[str], Redis] | None = None,
     ) -> None:
+        """`redis_for(room)`: the Redis that holds the room (its shard), when rooms are spread over several."""
         self.redis = redis
+        self._redis_for = redis_for
         self.prefix = prefix
         self.broker = broker
         self.ttl_s = ttl_s
@@ -114,12 +118,17 @@ class PresenceTracker:
     def _key(self, room: str) -> str:
         return f"{self.prefix}:presence:{{{room}}}"
 
+    def _client(self, room: str) -> Redis:
+        return self.redis if self._redis_for is None else self._redis_for(room)
+
     async def enter(self, room: str, user_id: str) -> None:
         """One more socket of `user_id` in `room` on this process."""
         users = self._local.setdefault(room, Counter())
         users[user_id] += 1
         if users[user_id] == 1:
-            await self._touch(keys=[self._key(room)], args=[int(self.ttl_s * 1000), self.node_id + user_id])
+            await self._touch(
+                keys=[self._key(room)], args=[int(self.ttl_s * 1000), self.node_id + user_id], client=self._client(room)
+            )
             self.changed(room)
 
     async def leave(self, room: str, user_id: str) -> None:
@@ -134,7 +143,7 @@ class PresenceTracker:
         if not users:
             del self._local[room]
         try:
-            await self.redis.zrem(self._key(room), self.node_id + user_id)
+            await self._client(room).zrem(self._key(room), self.node_id + user_id)
         except (RedisError, OSError) as err:
             log.warning("presence.leave_failed", extra={"room": room, "error": type(err).__name__})
             return  # the entry expires on its own
@@ -142,7 +151,7 @@ class PresenceTracker:
 
     async def count(self, room: str) -> int:
         """Distinct users in `room` across all processes, right now."""
-        return int(await self._count(keys=[self._key(room)]))
+        return int(await self._count(keys=[self._key(room)], client=self._client(room)))
 
     def changed(self, room: str) -> None:
         """The count of `room` may have changed: announce it (coalesced) unless already scheduled."""
@@ -156,6 +165,7 @@ class PresenceTracker:
                 wait, count = await self._announce(
                     keys=[self._key(room), self._key(room) + ":last", self._key(room) + ":tick"],
                     args=[int(self.min_interval_s * 1000), int(self.ttl_s * 4000)],
+                    client=self._client(room),
                 )
                 if int(wait) < 0:
                     return
@@ -191,15 +201,23 @@ class PresenceTracker:
         if not rooms:
             return
         ttl_ms = int(self.ttl_s * 1000)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for room, users in rooms.items():
-                    await self._touch(
-                        keys=[self._key(room)], args=[ttl_ms, *(self.node_id + u for u in users)], client=pipe
-                    )
-                await pipe.execute()
-        except (RedisError, OSError) as err:
-            log.warning("presence.refresh_failed", extra={"rooms": len(rooms), "error": type(err).__name__})
-            return
+        by_client: dict[int, tuple[Redis, list[str]]] = {}
         for room in rooms:
+            client = self._client(room)
+            by_client.setdefault(id(client), (client, []))[1].append(room)
+
+        async def touch(client: Redis, names: list[str]) -> list[str]:
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for room in names:
+                        args: list[int | str] = [ttl_ms, *(self.node_id + u for u in rooms[room])]
+                        await self._touch(keys=[self._key(room)], args=args, client=pipe)
+                    await pipe.execute()
+            except (RedisError, OSError) as err:
+                log.warning("presence.refresh_failed", extra={"rooms": len(names), "error": type(err).__name__})
+                return []
+            return names
+
+        touched = await asyncio.gather(*(touch(client, names) for client, names in by_client.values()))
+        for room in (room for names in touched for room in names):
             self.changed(room)

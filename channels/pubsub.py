@@ -40,14 +40,21 @@ class RedisPubSub:
     """Implements `channels.backend.PubSub` over one raw Redis connection."""
 
     def __init__(
-        self, redis: Redis, prefix: str, *, metrics: Metrics | None = None, ping_interval_s: float = 5.0
+        self,
+        redis: Redis,
+        prefix: str,
+        *,
+        metrics: Metrics | None = None,
+        ping_interval_s: float = 5.0,
+        control: bool = True,
     ) -> None:
+        """`control=False` for a room shard's connection: control messages travel on the default Redis only."""
         self.redis = redis
         self.prefix = prefix
         self.metrics = metrics if metrics is not None else Metrics()
         self.ping_interval_s = ping_interval_s
         self._listener: PubSubListener | None = None
-        self._control = control_channel(prefix)
+        self._control = control_channel(prefix) if control else None
         self._room_start = len(prefix) + len(":room:{")
         self._conn: AbstractConnection | None = None
         self._sent: dict[bytes, int] = {}
@@ -65,6 +72,10 @@ class RedisPubSub:
     @property
     def connected(self) -> bool:
         return self._conn is not None
+
+    def _where(self) -> str:
+        kwargs = self.redis.connection_pool.connection_kwargs
+        return str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
 
     def _room(self, channel: bytes) -> str:
         return channel[self._room_start : -1].decode()
@@ -131,24 +142,25 @@ class RedisPubSub:
                     self._sent.clear()
                     self._acked.clear()
                     self._target.clear()
-                    channels = [self._control]
+                    channels = [] if self._control is None else [self._control]
                     for room in listener.wanted_rooms():
                         channel = room_channel(self.prefix, room)
                         channels.append(channel)
                         self._sent[channel] = self._target[channel] = 1
-                    await conn.send_command("SUBSCRIBE", *channels)
+                    if channels:
+                        await conn.send_command("SUBSCRIBE", *channels)
                     self._conn = conn
                 self._connected.set()
                 if not first:
                     self.metrics.pubsub_reconnects.inc()
-                    log.info("pubsub.reconnected", extra={"rooms": len(channels) - 1})
+                    log.info("pubsub.reconnected", extra={"rooms": len(self._sent), "redis": self._where()})
                 first = False
                 delay = 0.05
                 await self._read(conn, listener)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as err:
-                log.warning("pubsub.lost", extra={"error": type(err).__name__})
+                log.warning("pubsub.lost", extra={"error": type(err).__name__, "redis": self._where()})
             except Exception:
                 log.exception("pubsub.failed")
             finally:

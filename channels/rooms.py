@@ -26,7 +26,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from channels.backend import Stream
+from channels.backend import RoomUnreachable, Stream
 from channels.hub import Hub, Subscriber, Subscription, SubState
 from channels.presence import PresenceTracker
 from channels.protocol import CloseCode, ErrorCode, FrameError, Join, Joined, ServerFrame
@@ -156,7 +156,14 @@ class RoomHub:
         policy = self.policy_for(room)
         if policy is None:
             raise RuntimeError("no policy owns user rooms: add channels.rooms.UserRoomPolicy")
-        await self._enter(session, policy, room, None, None, None, welcome=welcome)
+        try:
+            await self._enter(session, policy, room, None, None, None, welcome=welcome)
+        except RoomUnreachable:
+            # Only the user room's Redis (a room shard) is down: the socket opens all the same, and
+            # the user room follows as an unsolicited `joined` once that Redis is back.
+            session.push(session.encode(welcome))
+            session.subscriptions[room] = self.hub.attach_behind(session, room)
+            log.info("room.joined_later", extra={"session_id": session.session_id, "room": room})
 
     async def _enter(
         self,

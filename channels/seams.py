@@ -154,6 +154,11 @@ class Publisher(Protocol):
         """
         ...
 
+    async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        """`publish` each of `events` (one room's in the order given) in as few round trips as the
+        backend allows: one per Redis involved. Returns their seqs."""
+        ...
+
     async def disconnect_user(
         self,
         user_id: str,

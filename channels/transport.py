@@ -1,9 +1,9 @@
 """Socket writers: the seam between a session's send queue and its socket, chosen once per connection.
 
 - `DirectWriter`: behind uvicorn's `websockets-sansio` connection (what `roomcast serve` runs),
-  ready-made frame bytes go straight to the transport (`channels.wire.DirectSocket`): one
-  `write` per frame while the socket takes them, several frames per system call when draining
-  a backlog. No task switch and no re-encoding per member.
+  ready-made frame bytes go straight to the transport (`channels.wire.DirectSocket`): the
+  session writes an idle socket inline through `socket` (one `write` per frame, no task switch,
+  no re-encoding per member), and this writer drains a backlog, several frames per system call.
 - `AsgiWriter`: anything else (another server, another `--ws`, a middleware wrapping `send`):
   every frame through ASGI `send`, one at a time.
 
@@ -61,14 +61,8 @@ class Own:
 
 class Writer(Protocol):
     direct: bool
-
-    def ready(self) -> bool:
-        """The socket takes a frame right now, without queueing (only the direct path ever does)."""
-        ...
-
-    def write(self, frame: Frame) -> None:
-        """Write now; only after `ready()` said so."""
-        ...
+    socket: DirectSocket | None
+    """The direct path's socket (None for ASGI): the session writes idle sockets through it inline."""
 
     async def flush(self, queue: deque[Any], stop: type) -> int:
         """Write queued frames from the left, up to (not including) an item of type `stop`.
@@ -83,15 +77,10 @@ class Writer(Protocol):
 
 class AsgiWriter:
     direct = False
+    socket: DirectSocket | None = None
 
     def __init__(self, send: RawSend, binary: bool, metrics: Metrics) -> None:
         self._send, self._binary, self._metrics = send, binary, metrics
-
-    def ready(self) -> bool:
-        return False
-
-    def write(self, frame: Frame) -> None:  # pragma: no cover  # never ready
-        raise RuntimeError("the ASGI writer only writes from its queue")
 
     async def flush(self, queue: deque[Any], stop: type) -> int:
         frame = queue[0]  # stays queued while in flight: the session is backed up until `send` returns
@@ -111,11 +100,7 @@ class DirectWriter:
 
     def __init__(self, socket: DirectSocket, send: RawSend, binary: bool, metrics: Metrics) -> None:
         self._socket, self._send, self._binary, self._metrics = socket, send, binary, metrics
-        self.ready = socket.writable  # bound once: asked for every frame of the fan-out
-
-    def write(self, frame: Frame) -> None:
-        self._socket.write(frame.wire(self._binary))
-        self._metrics.frame_out(frame.kind)
+        self.socket: DirectSocket | None = socket
 
     async def flush(self, queue: deque[Any], stop: type) -> int:
         socket = self._socket

@@ -24,10 +24,8 @@ from channels.config import GatewayConfig
 from channels.metrics import Metrics
 from channels.plugin import GatewayPlugin
 from channels.presence import PresenceTracker
-from channels.pubsub import RedisPubSub
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
-from channels.stream import RedisStream
 from server import ops
 from server.accounts import routes as account_routes
 from server.auth import revocation
@@ -49,6 +47,7 @@ from server.qa import handlers as qa_handlers
 from server.qa import routes as qa_routes
 from server.qa.votes import VoteCoalescer
 from server.realtime import authenticator
+from server.room_redis import RoomRedis, room_redis
 from server.services import Services, redis_client
 from server.settings import Settings, load_settings
 from server.web import routes as web
@@ -64,13 +63,15 @@ def create_app(settings: Settings) -> Litestar:
     """Build the app for `settings`; nothing is connected until the lifespan starts."""
     redis = redis_client(settings.redis_url)
     metrics = Metrics()
-    stream = RedisStream(redis, settings.redis_prefix, metrics=metrics)
+    rooms = room_redis(settings, redis, metrics)
+    shard_monitor = rooms.monitor()
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0),
         redis=redis,
-        broker=stream,
+        broker=rooms.stream,
         metrics=metrics,
+        room_shards=shard_monitor,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
     calendar = Calendar(services, make_queue(settings, redis))
@@ -79,14 +80,19 @@ def create_app(settings: Settings) -> Litestar:
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
-    gateway = realtime_gateway(services, stream, votes, polls)
+    gateway = realtime_gateway(services, rooms, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         await services.db.start()
+        if shard_monitor is not None:
+            await shard_monitor.start()
         worker = create_worker(settings, in_process=True) if settings.in_process_worker else None
         worker_task = asyncio.create_task(worker.start()) if worker else None
-        log.info("app.started", extra={"redis_prefix": settings.redis_prefix, "worker": bool(worker)})
+        log.info(
+            "app.started",
+            extra={"redis_prefix": settings.redis_prefix, "worker": bool(worker), "room_shards": len(rooms.shards)},
+        )
         try:
             yield
         finally:
@@ -95,6 +101,9 @@ def create_app(settings: Settings) -> Litestar:
                 worker_task.cancel()
             await votes.close()
             await polls.close()
+            if shard_monitor is not None:
+                await shard_monitor.stop()
+            await rooms.close()
             await services.redis.aclose()
             await services.db.close()
             log.info("app.stopped")
@@ -141,11 +150,17 @@ def create_app(settings: Settings) -> Litestar:
 
 
 def realtime_gateway(
-    services: Services, stream: RedisStream, votes: VoteCoalescer, polls: poll_handlers.PollFrames
+    services: Services, rooms: RoomRedis, votes: VoteCoalescer, polls: poll_handlers.PollFrames
 ) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
-    presence = PresenceTracker(services.redis, settings.redis_prefix, services.broker, ttl_s=settings.presence_ttl_s)
+    presence = PresenceTracker(
+        services.redis,
+        settings.redis_prefix,
+        services.broker,
+        ttl_s=settings.presence_ttl_s,
+        redis_for=rooms.redis_for if rooms.sharded else None,
+    )
     policies: list[RoomPolicy] = [
         UserRoomPolicy(),
         MeetingRoomPolicy(
@@ -168,8 +183,8 @@ def realtime_gateway(
     ]
     return GatewayPlugin(
         GatewayConfig(
-            stream=stream,
-            pubsub=RedisPubSub(services.redis, settings.redis_prefix, metrics=services.metrics),
+            stream=rooms.stream,
+            pubsub=rooms.pubsub(),
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,

@@ -24,25 +24,41 @@ def live() -> dict[str, str]:
 
 @get("/health/ready", tags=["ops"])
 async def ready(services: NamedDependency[Services]) -> Response[dict[str, Any]]:
-    """200 only when PostgreSQL and Redis both answer; 503 naming the ones that did not."""
-    postgres, redis = await asyncio.gather(
+    """200 when PostgreSQL and Redis answer; 503 naming the ones that did not.
+
+    With room shards (`ROOMCAST_ROOM_REDIS_URLS`), a shard that does not answer costs only its
+    rooms: the answer stays 200 with `status: degraded` and `redis_shards` naming it (by its URL
+    without password), so a load balancer keeps sending traffic to this process.
+    """
+    monitor = services.room_shards
+    postgres, redis, shards = await asyncio.gather(
         _check(services.db.ping()),
         _check(services.redis.ping()),
+        monitor.check() if monitor is not None else _no_shards(),
     )
     checks = {"postgres": postgres, "redis": redis}
+    states = {name: "up" if up else "down" for name, up in shards.items()}
     failed = [name for name, result in checks.items() if result != "ok"]
     if failed:
+        details: dict[str, Any] = {**checks, **({"redis_shards": states} if states else {})}
         return Response(
             {
                 "error": {
                     "code": "unavailable",
                     "message": f"not ready: {', '.join(failed)} did not answer",
-                    "details": checks,
+                    "details": details,
                 }
             },
             status_code=503,
         )
-    return Response({"status": "ok", "checks": checks})
+    body: dict[str, Any] = {"status": "degraded" if "down" in states.values() else "ok", "checks": checks}
+    if states:
+        body["redis_shards"] = states
+    return Response(body)
+
+
+async def _no_shards() -> dict[str, bool]:
+    return {}
 
 
 async def _check(probe: Any) -> str:

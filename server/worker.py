@@ -19,12 +19,13 @@ from typing import Any
 from saq import CronJob, Worker
 from saq.job import Status
 
-from channels.stream import RedisStream
+from channels.metrics import Metrics
 from server.accounts.jobs import send_password_reset
 from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
 from server.jobs import Context, JobQueue, make_queue, queue_name
 from server.notifications.jobs import purge_old_notifications, scan_meeting_reminders, send_meeting_reminder
+from server.room_redis import room_redis
 from server.services import Services, redis_client
 from server.settings import Settings
 
@@ -85,11 +86,12 @@ class InProcessWorker(RoomcastWorker):
 
 def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Context]:
     redis = redis_client(settings.redis_url)
+    rooms = room_redis(settings, redis, Metrics())
     services = Services(
         settings=settings,
         db=Database(settings.database_url or "", min_size=0, max_size=5),
         redis=redis,
-        broker=RedisStream(redis, settings.redis_prefix),
+        broker=rooms.stream,
     )
     stats_key = services.key("jobs", "stats")
 
@@ -100,6 +102,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
 
     async def shutdown(ctx: Context) -> None:
         await services.db.close()
+        await rooms.close()
         await redis.aclose()
         log.info("worker.stopped")
 

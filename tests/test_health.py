@@ -46,3 +46,36 @@ def test_a_real_server_process_serves_and_stops_on_sigterm(start_servers) -> Non
     assert page.status_code == 200 and "roomcast" in page.text and "/schema" not in page.text  # no developer links
     assert httpx.get(server.url + "/schema/openapi.json").json()["info"]["title"] == "roomcast"
     assert server.stop() == 0
+
+
+async def test_a_room_shard_that_does_not_answer_degrades_readiness_without_failing_it(
+    settings: Settings,
+    private_redis,  # type: ignore[no-untyped-def]
+) -> None:
+    (live,) = private_redis(1)
+    dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
+    sharded = msgspec.structs.replace(settings, room_redis_urls=(live.url, dead))
+    shown = dead.replace(":secret@", "")
+    async with AsyncTestClient(app=create_app(sharded)) as test_client:
+        response = await test_client.get("/health/ready")
+        metrics = (await test_client.get("/metrics")).text
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["redis_shards"] == {live.url: "up", shown: "down"}
+    assert "secret" not in response.text and "secret" not in metrics
+    assert f'roomcast_redis_shard_up{{shard="{live.url}"}} 1.0' in metrics
+    assert f'roomcast_redis_shard_up{{shard="{shown}"}} 0.0' in metrics
+
+
+async def test_readiness_lists_the_shards_when_all_answer(settings: Settings, private_redis) -> None:  # type: ignore[no-untyped-def]
+    shards = private_redis(2)
+    sharded = msgspec.structs.replace(settings, room_redis_urls=tuple(s.url for s in shards))
+    async with AsyncTestClient(app=create_app(sharded)) as test_client:
+        response = await test_client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok"},
+        "redis_shards": {s.url: "up" for s in shards},
+    }

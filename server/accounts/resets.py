@@ -155,17 +155,21 @@ async def confirm_reset(services: Services, token: str, new_password: str, user_
         if row is None or user is None:
             log.info("accounts.reset_refused")
             raise bad_request("the reset link is invalid, expired or already used")
-        await connection.execute(
-            'UPDATE password_reset_tokens SET used_at = now() WHERE "user" = $1 AND used_at IS NULL', user["id"]
-        )
+        await spend_reset_links(connection, user["id"])
         await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"], password_hash)
-        await revoke_logins(connection, user["id"])
-        family = uuid.uuid4()
-        session = await start_session(services, connection, user, family, user_agent=user_agent)
+        revoked = await revoke_logins(connection, user["id"])
+        session = await start_session(services, connection, user, user_agent=user_agent)
     await limits.clear_login_failures(services, user["email"])
-    await end_sockets(services, user_id=user["id"], except_family=family)
+    await end_sockets(services, user_id=user["id"], family_ids=revoked)
     log.info("accounts.password_reset", extra={"user_id": str(user["id"])})
     return session
+
+
+async def spend_reset_links(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
+    """Every open reset link of the user stops working (one was used, or the password or email changed)."""
+    await connection.execute(
+        'UPDATE password_reset_tokens SET used_at = now() WHERE "user" = $1 AND used_at IS NULL', user_id
+    )
 
 
 async def revoke_logins(

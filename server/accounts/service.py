@@ -24,7 +24,7 @@ import asyncpg
 
 from channels.protocol import FrameError
 from server import cache
-from server.accounts.resets import revoke_logins
+from server.accounts.resets import revoke_logins, spend_reset_links
 from server.accounts.schemas import LoginSession, PasswordChange, ProfilePatch
 from server.accounts.sockets import end_sockets
 from server.auth import limits
@@ -93,9 +93,7 @@ async def update_profile(services: Services, principal: Principal, patch: Profil
         if row is None:
             raise unauthorized()
         if email is not None:  # links mailed to the old address must not take over the account
-            await connection.execute(
-                'UPDATE password_reset_tokens SET used_at = now() WHERE "user" = $1 AND used_at IS NULL', user_id
-            )
+            await spend_reset_links(connection, user_id)
     await cache.invalidate(services, cache.user_scope(user_id))  # the display name in cached socket identities
     log.info("accounts.profile_updated", extra={"user_id": str(user_id), "email_changed": email is not None})
     return user_of(row)
@@ -111,9 +109,7 @@ async def change_password(
     family = principal.family_id
     async with services.db.pool.acquire() as connection, connection.transaction():
         await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"], password_hash)
-        await connection.execute(
-            'UPDATE password_reset_tokens SET used_at = now() WHERE "user" = $1 AND used_at IS NULL', user["id"]
-        )
+        await spend_reset_links(connection, user["id"])
         revoked = await revoke_logins(connection, user["id"], except_family=family)
         if family is None:  # an API key: the caller gets a new login
             session = await start_session(services, connection, user, user_agent=user_agent)
@@ -122,7 +118,7 @@ async def change_password(
                 "UPDATE refresh_tokens SET spent_at = now() WHERE family_id = $1 AND spent_at IS NULL", family
             )
             session = await _continue_login(services, connection, user, family, user_agent)
-    await end_sockets(services, user_id=user["id"], except_family=family)
+    await end_sockets(services, user_id=user["id"], family_ids=revoked)
     log.info("accounts.password_changed", extra={"user_id": str(user["id"]), "logins_revoked": len(revoked)})
     return session
 
@@ -197,7 +193,7 @@ async def delete_account(services: Services, principal: Principal, password: str
         await connection.execute("DELETE FROM users WHERE id = $1", user_id)
     meetings = {*owned, *(r["meeting"] for r in touched)}
     await cache.invalidate(services, cache.user_scope(user_id), *(cache.meeting_scope(m) for m in meetings))
-    await end_sockets(services, user_id=user_id)
+    await end_sockets(services, user_id=user_id, family_ids=None)
     for meeting_id in owned:
         await close_meeting_rooms(services, meeting_id)
     await _show_authors_gone(services, [dict(row) for row in asked])

@@ -10,19 +10,13 @@ from server.auth.revocation import end_login_sockets
 from server.services import Services
 
 
-async def end_sockets(
-    services: Services,
-    *,
-    user_id: uuid.UUID,
-    family_ids: Iterable[uuid.UUID] | None = None,
-    except_family: uuid.UUID | None = None,
-) -> None:
+async def end_sockets(services: Services, *, user_id: uuid.UUID, family_ids: Iterable[uuid.UUID] | None) -> None:
     """Call after the commit that revoked logins of `user_id`; never raises.
 
     The user's cached socket identities are invalidated (a reconnect asks PostgreSQL again), and
-    the sockets of those logins close with 4401 on every process (`server.auth.revocation`):
-    `family_ids=None` is every socket of the user, but those of `except_family` (the caller's own
-    login, after a password change or reset).
+    the sockets opened with those logins close with 4401 on every process
+    (`server.auth.revocation`); `family_ids=None` (a deleted account) is every socket of the user.
+    Sockets of the caller's own login and of API keys stay open after a password change.
     """
     await cache.invalidate(services, cache.user_scope(user_id))
-    await end_login_sockets(services, user_id=user_id, family_ids=family_ids, except_family=except_family)
+    await end_login_sockets(services, user_id=user_id, family_ids=family_ids)

@@ -9,12 +9,13 @@ anonymous, so they always learn what became of it).
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from channels.protocol import Event
 from channels.seams import Publisher
+from channels.sharding import ShardUnavailable
 from server.qa.frames import (
     Author,
     ModeratorQuestionOut,
@@ -24,8 +25,10 @@ from server.qa.frames import (
     QuestionUpdated,
 )
 from server.qa.service import PUBLIC_STATUSES, Change, Row
-from server.rooms import meeting_room, moderation_room, user_room
+from server.rooms import USER_ROOM_PREFIX, meeting_room, moderation_room, user_room
 from server.times import iso_z
+
+log = logging.getLogger("roomcast.qa")
 
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
@@ -88,16 +91,19 @@ def events_for(change: Change) -> list[Event]:
 
 
 async def publish_events(broker: Publisher, events: Iterable[Event]) -> None:
-    """Publish `events`, one room's in the order given, rooms in parallel."""
-    by_room: dict[str, list[Event]] = {}
-    for event in events:
-        by_room.setdefault(event.room, []).append(event)
+    """Publish `events`, one room's in the order given: one round trip per Redis involved.
 
-    async def publish_room(room_events: list[Event]) -> None:
-        for event in room_events:
-            await broker.publish(event)
-
-    await asyncio.gather(*(publish_room(room_events) for room_events in by_room.values()))
+    A question's change reaches the meeting's rooms (public and moderation, one Redis: they share
+    the meeting's shard) and the author's room (the author's shard), in parallel. If only the
+    author's shard is down, the change still counts as published: the meeting's rooms have it,
+    and the author's sockets get an unsolicited `joined` once that shard is back.
+    """
+    try:
+        await broker.publish_many(list(events))
+    except ShardUnavailable as err:
+        if any(not room.startswith(USER_ROOM_PREFIX) for room in err.rooms):
+            raise
+        log.warning("qa.user_room_event_lost", extra={"rooms": len(err.rooms), "error": str(err)})
 
 
 async def publish_changes(broker: Publisher, changes: list[Change]) -> None:

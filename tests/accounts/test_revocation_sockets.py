@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import API, PASSWORD, assert_error, auth_header, live_meeting, login, register_user
+from tests.helpers import API, PASSWORD, assert_error, auth_header, create_api_key, live_meeting, login, register_user
 from tests.realtime import conftest as realtime
 from tests.realtime.conftest import Pair
 from tests.wsclient import WsClient, connect
@@ -48,13 +48,19 @@ async def refused_with(url: str, token: str) -> int:
 async def test_password_change_closes_other_logins_sockets(pair: Pair, rest: httpx.AsyncClient) -> None:
     account = await register_user(rest)
     other = await login(rest, account["user"]["email"])
+    key = (await create_api_key(rest, account["access_token"]))["key"]
     far = pair.servers[1].ws_url
-    async with connect(far, account["access_token"]) as mine, connect(far, other["access_token"]) as theirs:
+    async with (
+        connect(far, account["access_token"]) as mine,
+        connect(far, other["access_token"]) as theirs,
+        connect(far, key) as integration,
+    ):
         body = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
         response = await rest.post(f"{API}/me/password", json=body, headers=auth_header(account["access_token"]))
         assert response.status_code == 200, response.text
         assert await theirs.wait_closed(10) == 4401
         assert await still_open(mine)
+        assert await still_open(integration, 0)  # an API key is not a login: it stays valid
 
 
 async def test_revoking_a_session_closes_only_its_sockets(pair: Pair, rest: httpx.AsyncClient) -> None:

@@ -4,8 +4,8 @@
 - sockets that never authenticate: all closed on time (4408), memory back, one address capped;
 - a text frame that is not UTF-8: 1007, and no traceback in the log.
 
-The unauthenticated-socket test opens 500 sockets to keep CI quick; the longer run (5,000
-sockets) is the same test with `ROOMCAST_HOSTILE_SOCKETS=5000` (docs/operations.md).
+The unauthenticated-socket test opens 500 sockets twice to keep CI quick; the longer run (5,000
+sockets) is the same test with `ROOMCAST_HOSTILE_SOCKETS=5000` (docs/architecture.md, "Tests").
 """
 
 from __future__ import annotations
