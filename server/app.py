@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         await services.db.start()
+        await rooms.register_layout()
         if shard_monitor is not None:
             await shard_monitor.start()
         worker = create_worker(settings, in_process=True) if settings.in_process_worker else None

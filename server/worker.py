@@ -98,6 +98,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
 
     async def startup(ctx: Context) -> None:
         await services.db.start()
+        await rooms.register_layout()
         ctx["services"] = services
         log.info("worker.started", extra={"queue": queue_name(settings)})
 
