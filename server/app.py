@@ -20,6 +20,7 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from saq import Queue
 
 from channels.config import GatewayConfig
 from channels.metrics import Metrics
@@ -76,7 +77,8 @@ def create_app(settings: Settings) -> Litestar:
         room_shards=shard_monitor,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
-    calendar = Calendar(services, make_queue(settings, redis))
+    jobs = make_queue(settings, redis)
+    calendar = Calendar(services, jobs)
     polls = poll_handlers.PollFrames(
         services,
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
@@ -117,6 +119,9 @@ def create_app(settings: Settings) -> Litestar:
     def provide_calendar() -> Calendar:
         return calendar
 
+    def provide_jobs() -> Queue:
+        return jobs
+
     app = Litestar(
         route_handlers=[
             ops.router,
@@ -131,6 +136,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "calendar": Provide(provide_calendar, sync_to_thread=False),
+            "jobs": Provide(provide_jobs, sync_to_thread=False),
             # meetings reads a `source` event through calendar without importing it
             "calendar_events": Provide(lambda: calendar.read_source, sync_to_thread=False),
         },
