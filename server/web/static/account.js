@@ -80,6 +80,7 @@ function showAccountView(view) {
   const signedIn = view === "account-view";
   $("signed-in-as").hidden = !signedIn;
   $("sign-out").hidden = !signedIn;
+  $("site-nav").hidden = !signedIn;
   if (signedIn) $("signed-in-as").textContent = `Signed in as ${session.user?.display_name ?? ""}`;
 }
 
