@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["DEFAULT_SHARD", "ShardKey", "ShardMap", "fnv1a_64", "jump_hash", "redact_url"]
+__all__ = ["DEFAULT_SHARD", "Layouts", "ShardKey", "ShardMap", "fnv1a_64", "jump_hash", "redact_url"]
 
 _MASK64: Final = (1 << 64) - 1
 _FNV_OFFSET: Final = 0xCBF29CE484222325
@@ -113,3 +113,51 @@ class ShardMap(Generic[T]):
     def all(self) -> list[T]:
         """The default first, then every shard, in order."""
         return [self.default, *self.shards]
+
+
+class Layouts:
+    """The shard lists a deployment has run with, oldest first, so that a room never continues a stale copy.
+
+    Jump hash only ever moves rooms to an appended shard, whose copy is new. Removing or
+    reordering shards moves rooms back to a shard that may still hold the copy of their stream
+    they left there (keys live a day after their last use): continuing it would replay the wrong
+    events. So each list gets a generation (its place in this history, kept on the default
+    Redis), each epoch records the generation it began in, and an epoch that began before the
+    room's current, unbroken stay on its shard is replaced by a new one (`lua/publish.lua`,
+    `lua/cursor.lua`). Rooms that did not move keep their epoch, whatever else moved.
+    """
+
+    def __init__(self, key: ShardKey, current: Sequence[str]) -> None:
+        self._key = key
+        self.history: list[list[str]] = [list(current)]
+        self._cache: dict[str, int] = {}
+
+    @property
+    def generation(self) -> int:
+        return len(self.history) - 1
+
+    def load(self, history: Sequence[Sequence[str]]) -> None:
+        """The whole history as kept on the default Redis; its last entry is this process's list."""
+        self.history = [list(layout) for layout in history] or self.history
+        self._cache.clear()
+
+    def _place(self, key: str | None, layout: list[str]) -> str | None:
+        """Which shard (by name) holds a room with `key` under `layout`; None: the default Redis."""
+        if key is None or not layout:
+            return None
+        return layout[jump_hash(fnv1a_64(key.encode()), len(layout))]
+
+    def generations(self, room: str) -> tuple[int, int]:
+        """(the oldest generation an epoch of `room` on its current shard may have begun in, the current one)."""
+        generation = self.generation
+        oldest = self._cache.get(room)
+        if oldest is None:
+            key = self._key(room)
+            here = self._place(key, self.history[-1])
+            oldest = generation
+            while oldest > 0 and self._place(key, self.history[oldest - 1]) == here:
+                oldest -= 1
+            if len(self._cache) >= 100_000:
+                self._cache.clear()
+            self._cache[room] = oldest
+        return oldest, generation

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -39,6 +39,10 @@ def _lua(name: str) -> str:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _no_layouts(room: str) -> tuple[int, int]:
+    return (0, 0)
 
 
 def room_channel(prefix: str, room: str) -> bytes:
@@ -75,6 +79,11 @@ class RedisStream:
         self._publish_script = redis.register_script(_lua("publish.lua"))
         self._cursor_script = redis.register_script(_lua("cursor.lua"))
         self._control = control_channel(prefix)
+        self.generations: Callable[[str], tuple[int, int]] = _no_layouts
+        """Room -> (oldest layout generation its epoch here may have begun in, current generation).
+
+        Set when rooms are spread over several Redis servers (`channels.shards.Layouts`): an epoch
+        that began before the room's current stay on this Redis is a stale copy and is replaced."""
 
     def _meta_key(self, room: str) -> str:
         return f"{self.prefix}:room:{{{room}}}:meta"
@@ -101,6 +110,7 @@ class RedisStream:
             self.key_ttl_s,
             kind,
             f"{time.time():.6f}",
+            *self.generations(event.room),
         ]
         return keys_args, kind
 
@@ -176,6 +186,7 @@ class RedisStream:
                     secrets.token_hex(8),
                     self.key_ttl_s,
                     self.max_replay,
+                    *self.generations(room),
                 ],
             )
         except (RedisError, OSError) as err:

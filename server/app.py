@@ -18,7 +18,9 @@ from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from saq import Queue
 
 from channels.config import GatewayConfig
 from channels.metrics import Metrics
@@ -26,7 +28,7 @@ from channels.plugin import GatewayPlugin
 from channels.presence import PresenceTracker
 from channels.rooms import UserRoomPolicy
 from channels.seams import RoomPolicy
-from server import ops
+from server import openapi, ops
 from server.accounts import routes as account_routes
 from server.auth import revocation
 from server.auth import routes as auth_routes
@@ -39,6 +41,7 @@ from server.meetings.policy import MeetingRoomPolicy
 from server.notifications import handlers as notification_handlers
 from server.notifications import triggers
 from server.notifications.service import unread_count
+from server.outages import GuardedPolicy, guard_router
 from server.polls import handlers as poll_handlers
 from server.polls import routes as poll_routes
 from server.polls.reactions import ReactionTally
@@ -74,7 +77,8 @@ def create_app(settings: Settings) -> Litestar:
         room_shards=shard_monitor,
     )
     votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
-    calendar = Calendar(services, make_queue(settings, redis))
+    jobs = make_queue(settings, redis)
+    calendar = Calendar(services, jobs)
     polls = poll_handlers.PollFrames(
         services,
         poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         await services.db.start()
+        await rooms.register_layout()
         if shard_monitor is not None:
             await shard_monitor.start()
         worker = create_worker(settings, in_process=True) if settings.in_process_worker else None
@@ -114,7 +119,10 @@ def create_app(settings: Settings) -> Litestar:
     def provide_calendar() -> Calendar:
         return calendar
 
-    return Litestar(
+    def provide_jobs() -> Queue:
+        return jobs
+
+    app = Litestar(
         route_handlers=[
             ops.router,
             web.router,
@@ -128,13 +136,14 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "services": Provide(provide_services, sync_to_thread=False),
             "calendar": Provide(provide_calendar, sync_to_thread=False),
+            "jobs": Provide(provide_jobs, sync_to_thread=False),
             # meetings reads a `source` event through calendar without importing it
             "calendar_events": Provide(lambda: calendar.read_source, sync_to_thread=False),
         },
         lifespan=[lifespan],
         plugins=[gateway],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, allow_header_middleware],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="roomcast",
@@ -147,6 +156,8 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # roomcast configures logging itself (server.logs)
         debug=False,
     )
+    openapi.tighten(app)
+    return app
 
 
 def realtime_gateway(
@@ -188,8 +199,8 @@ def realtime_gateway(
             authenticator=authenticator(services, unread=unread_count),
             credential_check=functools.partial(revocation.revoked_credentials, services),
             credential_check_s=settings.credential_check_s,
-            policies=policies,
-            routers=routers,
+            policies=[GuardedPolicy(policy) for policy in policies],
+            routers=[guard_router(router) for router in routers],
             client_frames=CLIENT_FRAMES,
             server_frames=SERVER_FRAMES,
             presence=presence,
@@ -225,6 +236,37 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def allow_header_middleware(app: ASGIApp) -> ASGIApp:
+    """Answer `OPTIONS` with every method of the path in `Allow`.
+
+    Litestar builds a path's OPTIONS handler with the first route handler registered for it, so
+    `OPTIONS /api/v1/meetings` listed only POST though GET works too; the route's full method set
+    is known after routing (`scope["path_template"]`), so the header is rewritten from it.
+    """
+    methods_by_path: dict[str, str] = {}
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope.get("method") != "OPTIONS":
+            await app(scope, receive, send)
+            return
+        if not methods_by_path:
+            for route in scope["litestar_app"].routes:
+                if isinstance(route, HTTPRoute):
+                    methods_by_path[route.path_format] = ", ".join(sorted(route.methods))
+        allow = methods_by_path.get(str(scope.get("path_template", "")))
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and allow is not None:
+                headers = MutableScopeHeaders.from_message(message)
+                if "allow" in headers:
+                    headers["Allow"] = allow
+            await send(message)
+
+        await app(scope, receive, send_with_allow)
+
+    return middleware
+
+
 def serving_app(settings: Settings) -> ASGIApp:
     """What `roomcast serve` runs: the app, with `/ws` connections taken ahead of Litestar's middleware."""
     app = create_app(settings)
@@ -233,10 +275,12 @@ def serving_app(settings: Settings) -> ASGIApp:
 
 def app_from_environment() -> ASGIApp:
     """uvicorn's factory for worker processes: read Settings once from the environment."""
+    from server.http_guard import HeaderTimeoutProtocol
     from server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
+    HeaderTimeoutProtocol.configure(settings.http_header_timeout_s)  # this worker process's copy
     return serving_app(settings)
 
 

@@ -111,6 +111,7 @@ def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str, ba
 
     from server.app import serving_app
     from server.db import migrate
+    from server.http_guard import HeaderTimeoutProtocol
 
     settings = _load()
     run_worker = settings.embedded
@@ -135,8 +136,14 @@ def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str, ba
             "lifespan": "on",
             "log_config": None,
             "timeout_graceful_shutdown": 8,
-            "proxy_headers": False,
+            # behind a load balancer its X-Forwarded-For names the client of per-address limits
+            "proxy_headers": ready.forwarded_allow_ips is not None,
+            "forwarded_allow_ips": ready.forwarded_allow_ips,
+            # a request head must be complete within ROOMCAST_HTTP_HEADER_TIMEOUT_S (uvicorn has no
+            # such deadline: half-sent heads were held forever)
+            "http": HeaderTimeoutProtocol,
         }
+        HeaderTimeoutProtocol.configure(ready.http_header_timeout_s)
         ready = msgspec.structs.replace(ready, in_process_worker=ready.in_process_worker or run_worker)
         if workers == 1:
             uvicorn.run(serving_app(ready), **options)  # type: ignore[arg-type]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import redis.exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -139,6 +141,41 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return envelope(status, CODE_BY_STATUS.get(status, "bad_request"), message, headers=headers or None)
 
 
+OUTAGES: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,  # the connection broke (ConnectionDoesNotExistError, ...)
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, not accepting connections yet
+    asyncpg.exceptions.TooManyConnectionsError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,  # refused, reset: PostgreSQL's or Redis's address does not answer
+    TimeoutError,  # a pooled connection or a statement did not come in time
+)
+"""What a database or Redis outage raises: a 503 (REST) or `unavailable` (frames), never a 500."""
+RETRY_AFTER_OUTAGE_S = 2
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, OUTAGES):
+        return True
+    # asyncpg reports "connection is closed" on a connection the pool handed out just before it broke
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+def _outage(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if not is_outage(exc):
+        return _internal(request, exc)
+    log.warning(
+        "http.unavailable",
+        extra={"method": request.method, "path": request.url.path, "error": type(exc).__name__},
+    )
+    return envelope(
+        503,
+        "unavailable",
+        "a service the server needs is not answering; try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_OUTAGE_S)},
+    )
+
+
 def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
     """JSON nested ~1,000 levels deep (2 KB) makes msgspec raise RecursionError while parsing the
     body: bad input, so a 400 like any other undecodable body (PITFALLS 19), not a 500."""
@@ -161,5 +198,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: _validation,
     HTTPException: _http,
     RecursionError: _too_deep,
+    **dict.fromkeys(OUTAGES, _outage),
+    asyncpg.InterfaceError: _outage,
     Exception: _internal,
 }

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
-from litestar import Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
+from server.rest import client_address
 from server.services import Services
+from server.settings import Settings
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -70,8 +74,17 @@ async def _check(probe: Any) -> str:
 
 
 @get("/metrics", tags=["ops"], include_in_schema=False)
-async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
-    """Prometheus text: this process's realtime metrics, plus job outcomes counted in Redis by every worker."""
+async def metrics(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[Any]:
+    """Prometheus text: this process's realtime metrics, plus job outcomes counted in Redis by every worker.
+
+    Only for scrapers: a client address in `ROOMCAST_METRICS_ALLOW` (default loopback only) or the
+    bearer token `ROOMCAST_METRICS_TOKEN`; anyone else gets 403.
+    """
+    if not metrics_allowed(request, services.settings):
+        return Response(
+            {"error": {"code": "forbidden", "message": "metrics are for allowed addresses or the metrics token"}},
+            status_code=403,
+        )
     body = services.metrics.render()
     try:
         pending: Any = services.redis.hgetall(services.key("jobs", "stats"))
@@ -81,6 +94,18 @@ async def metrics(services: NamedDependency[Services]) -> Response[bytes]:
     if stats:
         body += generate_latest(_Scraped(_jobs_family(stats)))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_allowed(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    token = settings.metrics_token
+    header = request.headers.get("authorization", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
+        return True
+    try:
+        address = ipaddress.ip_address(client_address(request))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in settings.metrics_allow)
 
 
 def _jobs_family(stats: dict[Any, Any]) -> CounterMetricFamily:

@@ -24,18 +24,51 @@ from server.errors import bad_request, validation_error
 
 __all__ = [
     "Body",
+    "Email",
     "ErrorBody",
     "clean_text",
     "client_address",
+    "csv_responses",
     "decode",
     "error_responses",
     "invalid",
+    "multi_line",
+    "one_line",
 ]
 
 T = TypeVar("T")
 
 Body: TypeAlias = Annotated[T, BodyKwarg(media_type=RequestEncodingType.JSON), SkipValidationMarker()]
 """A JSON body documented as `T` but delivered undecoded: pass it to `decode(data, T)`."""
+
+_CC = r"\x00-\x1f\x7f-\x9f"
+_WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""Python's whitespace (`str.isspace`, `str.strip`, `\\s`) spelled out: a JSON Schema regex's `\\s` is
+ECMA's, a different set, so the patterns below never use `\\s`."""
+ONE_LINE = rf"^[{_WS}]*(?:[^{_WS}{_CC}]|[^{_WS}{_CC}][^{_CC}]*[^{_WS}{_CC}])[{_WS}]*$"
+"""What `clean_text` accepts on one line: something visible once trimmed, no control characters inside."""
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+"""What `clean_text(multiline=True)` accepts: line breaks and tabs, no other control characters."""
+_EMAIL_CHAR = rf"[^@{_WS}\x00-\x1f\x7f"
+EMAIL = rf"^[{_WS}]*{_EMAIL_CHAR}]{{1,64}}@{_EMAIL_CHAR}.]+(\.{_EMAIL_CHAR}.]+)+[{_WS}]*$"
+"""An address shaped `local@domain.tld`: `server.auth.service.normalise_email`'s rule, used there too."""
+
+
+def one_line(max_length: int) -> msgspec.Meta:
+    """`Annotated[str, one_line(80)]`: a one-line text field, its rule stated in OpenAPI and enforced
+    by msgspec before the handler's own `clean_text` (which trims it), so the schema says exactly
+    what the server takes."""
+    return msgspec.Meta(min_length=1, max_length=max_length, pattern=ONE_LINE)
+
+
+def multi_line(max_length: int) -> msgspec.Meta:
+    """`Annotated[str, multi_line(10_000)]`: a multi-line text field (descriptions)."""
+    return msgspec.Meta(max_length=max_length, pattern=MULTI_LINE)
+
+
+Email = Annotated[str, msgspec.Meta(max_length=320, pattern=EMAIL)]
+"""An email field as `normalise_email` takes it."""
+
 
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `(?P<field>[^`]*)`")
@@ -47,9 +80,20 @@ def decode(data: Any, type_: type[T]) -> T:
     if data is Empty:
         raise bad_request("a JSON request body is required")
     try:
-        return msgspec.convert(data, type_, strict=True)
+        return msgspec.convert(_integral(data), type_, strict=True)
     except msgspec.ValidationError as err:
         raise field_error(str(err)) from None
+
+
+def _integral(value: Any) -> Any:
+    """JSON does not tell 300 from 300.0, and JSON Schema calls both an integer: accept either."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral(item) for key, item in value.items()}
+    return value
 
 
 def field_error(message: str) -> Exception:
@@ -115,6 +159,14 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     return {
         status: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[status], generate_examples=False)
         for status in statuses
+    }
+
+
+def csv_responses(description: str, *errors: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries of a CSV download: its 200 is `text/csv`, not JSON, and its errors share the envelope."""
+    return {
+        200: ResponseSpec(data_container=str, media_type="text/csv", description=description, generate_examples=False),
+        **error_responses(*errors),
     }
 
 

@@ -7,6 +7,7 @@ message is the single line the CLI prints before exiting with code 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -97,6 +98,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The `From` of every mail roomcast sends (an address, optionally `Name <address>`)."""
     in_process_worker: bool = False
     """Run the SAQ worker inside each server process (set by `roomcast serve` with embedded services)."""
+    job_sweep_s: int = 60
+    """How often each job worker looks for jobs whose worker died (active past their timeout) and
+    queues them again: the longest a killed worker's job waits, on top of its timeout."""
+    exports_per_user: int = 2
+    """CSV exports one user may have streaming at once (across every process); more are 429."""
+    similar_per_minute: int = 30
+    """`similar` frames one user may send per minute in one meeting (a client asks as its user types)."""
+    presenter_adds_per_hour: int = 60
+    """`POST /meetings/{id}/presenters` calls per user per hour: each one tells whether an email has an
+    account, so this is how fast a caller can probe for accounts."""
+    metrics_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    """Client addresses (CIDR networks) that may read `/metrics` without a token; empty: none."""
+    metrics_token: str | None = None
+    """A bearer token that lets a scraper read `/metrics` from any address; unset: no token works."""
+    forwarded_allow_ips: str | None = None
+    """Addresses of the load balancers whose `X-Forwarded-For`/`-Proto` name the client (comma-separated,
+    or `*` when only the balancer can reach the server); unset: the peer address is the client."""
+    http_header_timeout_s: int = 10
+    """Seconds a client may take to send a complete HTTP request head (also the keep-alive idle
+    limit): a connection that sends half a request line and stops is closed after this."""
     google_client_id: str | None = None
     google_client_secret: str | None = None
     google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -156,6 +177,19 @@ def _prefix(value: str) -> str:
     if not value or not all(c.isalnum() or c in "-_.:" for c in value):
         raise ValueError("expected letters, digits, '-', '_', '.' or ':'")
     return value
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks; `none` for none."""
+    if value.strip().lower() == "none":
+        return ()
+    networks = []
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"expected addresses or networks like 10.0.0.0/8, got {part!r}") from None
+    return tuple(networks)
 
 
 def _redis_urls(value: str) -> tuple[str, ...]:
@@ -247,6 +281,14 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "smtp_url": ("ROOMCAST_SMTP_URL", _smtp_url),
     "mail_from": ("ROOMCAST_MAIL_FROM", _mail_address),
     "in_process_worker": ("ROOMCAST_IN_PROCESS_WORKER", _flag),
+    "job_sweep_s": ("ROOMCAST_JOB_SWEEP_S", _positive_int),
+    "exports_per_user": ("ROOMCAST_EXPORTS_PER_USER", _positive_int),
+    "similar_per_minute": ("ROOMCAST_SIMILAR_PER_MINUTE", _positive_int),
+    "presenter_adds_per_hour": ("ROOMCAST_PRESENTER_ADDS_PER_HOUR", _positive_int),
+    "metrics_allow": ("ROOMCAST_METRICS_ALLOW", _networks),
+    "metrics_token": ("ROOMCAST_METRICS_TOKEN", _text),
+    "http_header_timeout_s": ("ROOMCAST_HTTP_HEADER_TIMEOUT_S", _positive_int),
+    "forwarded_allow_ips": ("ROOMCAST_FORWARDED_ALLOW_IPS", _text),
     "google_client_id": ("ROOMCAST_GOOGLE_CLIENT_ID", _text),
     "google_client_secret": ("ROOMCAST_GOOGLE_CLIENT_SECRET", _text),
     "google_auth_url": ("ROOMCAST_GOOGLE_AUTH_URL", _HTTP),

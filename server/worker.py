@@ -14,10 +14,11 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from saq import CronJob, Worker
 from saq.job import Status
+from saq.types import PartialTimersDict
 
 from channels.metrics import Metrics
 from server.accounts.jobs import send_password_reset
@@ -97,6 +98,7 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
 
     async def startup(ctx: Context) -> None:
         await services.db.start()
+        await rooms.register_layout()
         ctx["services"] = services
         log.info("worker.started", extra={"queue": queue_name(settings)})
 
@@ -149,4 +151,6 @@ def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Con
         shutdown=shutdown,
         after_process=after_process,
         concurrency=10,
+        # a SIGKILLed worker's job stays "active"; the sweep queues it again once past its timeout
+        timers=cast(PartialTimersDict, {"sweep": settings.job_sweep_s}),  # SAQ's TypedDict wants every key
     )

@@ -54,11 +54,12 @@ async def test_a_room_shard_that_does_not_answer_degrades_readiness_without_fail
 ) -> None:
     (live,) = private_redis(1)
     dead = f"redis://:secret@127.0.0.1:{free_port()}/0"
-    sharded = msgspec.structs.replace(settings, room_redis_urls=(live.url, dead))
+    # the in-process client has no loopback address, so it scrapes /metrics with the token
+    sharded = msgspec.structs.replace(settings, room_redis_urls=(live.url, dead), metrics_token="scrape")
     shown = dead.replace(":secret@", "")
     async with AsyncTestClient(app=create_app(sharded)) as test_client:
         response = await test_client.get("/health/ready")
-        metrics = (await test_client.get("/metrics")).text
+        metrics = (await test_client.get("/metrics", headers={"Authorization": "Bearer scrape"})).text
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "degraded"

@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
+from saq import Queue
 
 from server.accounts import export as exporting
 from server.accounts import resets, service
@@ -29,7 +30,6 @@ from server.auth.guards import DEPENDENCIES, user_required
 from server.auth.identity import Principal
 from server.auth.schemas import Session, User
 from server.auth.service import get_user
-from server.jobs import make_queue
 from server.rest import Body, client_address, decode, error_responses
 from server.services import Services
 
@@ -115,13 +115,14 @@ async def delete_me(
 
 @post("/auth/password-reset", status_code=202, responses=error_responses(400, 422, 429))
 async def request_password_reset(
-    data: Body[ResetRequest], request: Request[Any, Any, Any], services: NamedDependency[Services]
+    data: Body[ResetRequest],
+    request: Request[Any, Any, Any],
+    services: NamedDependency[Services],
+    jobs: NamedDependency[Queue],
 ) -> None:
     """Mail a one-time reset link if the account exists (202 either way); 5 per email, 50 per address an hour."""
     body = decode(data, ResetRequest)
-    await resets.request_reset(
-        services, make_queue(services.settings, services.redis), body.email, client_address(request)
-    )
+    await resets.request_reset(services, jobs, body.email, client_address(request))
 
 
 @post("/auth/password-reset/confirm", status_code=200, responses=error_responses(400, 422))

@@ -8,22 +8,23 @@ from typing import Any
 
 import msgspec
 
-from server.auth.schemas import ApiKey, User
+from server.auth.schemas import ApiKey, DisplayName, Password, User
 from server.calendar.schemas import Connection
 from server.meetings.schemas import Meeting
+from server.rest import Email
 
 
 class ProfilePatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    display_name: str | msgspec.UnsetType = msgspec.UNSET
+    display_name: DisplayName | msgspec.UnsetType = msgspec.UNSET
     """1..80 characters after trimming."""
-    email: str | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
     """A new email needs `current_password`."""
     current_password: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class PasswordChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     current_password: str
-    new_password: str
+    new_password: Password
     """8..1024 characters, as at registration."""
 
 
@@ -32,12 +33,12 @@ class PasswordConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ResetRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    email: str
+    email: Email
 
 
 class ResetConfirm(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token: str
-    new_password: str
+    new_password: Password
 
 
 class LoginSession(msgspec.Struct, kw_only=True):

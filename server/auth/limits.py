@@ -7,6 +7,7 @@
   While limited, even the right password gets 429, so guessing cannot continue.
 - Register: `register_per_hour` attempts per client address, every attempt counted.
 - Join: `join_per_minute` attempts per client address, every attempt counted.
+- Adding a presenter: `presenter_adds_per_hour` per caller, every attempt counted.
 
 Keys carry the Redis prefix (`Services.key`); emails are hashed so a key never holds one.
 """
@@ -92,6 +93,16 @@ async def check_register(services: Services, address: str) -> None:
 
 async def check_join(services: Services, address: str) -> None:
     await _count(services, "join", address, services.settings.join_per_minute, 60)
+
+
+async def check_presenter_add(services: Services, user_id: str) -> None:
+    """`POST /meetings/{id}/presenters` per caller: its 404 tells whether an email has an account
+    (the SPEC wants that 404), so this bounds how fast one user can probe emails."""
+    key = services.key("rl", "presenter-add", "user", user_id)
+    wait = await RateLimiter(services.redis).hit(key, services.settings.presenter_adds_per_hour, 3600)
+    if wait:
+        log.info("presenter_add.limited", extra={"user_id": user_id, "retry_after_s": wait})
+        raise rate_limited(wait)
 
 
 async def _count(services: Services, name: str, address: str, limit: int, window_s: int) -> None:

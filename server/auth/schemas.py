@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from server.rest import Email, one_line
+
+Password = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
+DisplayName = Annotated[str, one_line(80)]
+
 
 class RegisterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    email: str
-    password: str
-    """At least 8 characters."""
-    display_name: str
+    email: Email
+    password: Password
+    """8..1024 characters."""
+    display_name: DisplayName
     """1..80 characters after trimming."""
 
 
@@ -31,7 +36,7 @@ class RefreshIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ApiKeyIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    name: str
+    name: Annotated[str, one_line(100)]
     """1..100 characters after trimming."""
 
 

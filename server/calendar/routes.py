@@ -103,7 +103,7 @@ async def sync_connection(
 @get(
     "/calendar/connections/{connection_id:uuid}/events",
     guards=[user_required],
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 async def upcoming_events(
     connection_id: FromPath[uuid.UUID],

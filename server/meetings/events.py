@@ -12,6 +12,8 @@ import logging
 import uuid
 from collections.abc import Iterable
 
+import msgspec
+
 from channels.protocol import CloseCode, Event
 from server.meetings.schemas import Meeting
 from server.rooms import meeting_room
@@ -26,10 +28,20 @@ class MeetingUpdated(Event, tag="meeting.updated", kw_only=True):
     meeting: Meeting
 
 
+def participant_view(meeting: Meeting) -> Meeting:
+    """The meeting as `meeting:<id>` sees it: blocked words are moderation settings, and a
+    participant who learns them learns how to get around them; the list is empty there. Owners and
+    presenters read it from REST and from the moderation room's snapshot."""
+    if not meeting.settings.blocked_words:
+        return meeting
+    settings = msgspec.structs.replace(meeting.settings, blocked_words=[])
+    return msgspec.structs.replace(meeting, settings=settings)
+
+
 async def publish_meeting_updated(services: Services, meeting: Meeting) -> None:
-    """Publish `meeting.updated` to the meeting's room; never raises."""
+    """Publish `meeting.updated` to the meeting's room (as participants see it); never raises."""
     try:
-        await services.broker.publish(MeetingUpdated(room=meeting_room(meeting.id), meeting=meeting))
+        await services.broker.publish(MeetingUpdated(room=meeting_room(meeting.id), meeting=participant_view(meeting)))
     except Exception:
         log.exception("meetings.publish_failed", extra={"meeting_id": str(meeting.id), "event": "meeting.updated"})
 

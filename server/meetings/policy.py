@@ -27,6 +27,7 @@ import msgspec
 from channels.protocol import ErrorCode, FrameError
 from channels.seams import Grant, SessionView
 from server.auth.identity import principal_of
+from server.meetings.events import participant_view
 from server.meetings.roles import MODERATORS, Role, cached_role_in
 from server.meetings.service import load_meeting
 from server.rooms import meeting_room, owns_meeting_room, parse_meeting_room
@@ -130,4 +131,6 @@ class MeetingRoomPolicy:
         count = await self.presence_count(meeting_room(meeting_id))
         polls = await self.polls_snapshot(meeting_id, moderation)
         mine = await self.mine(session, meeting_id)
+        if not moderation:
+            meeting = participant_view(meeting)
         return {"meeting": meeting, "questions": questions, "presence": {"count": count}, "polls": polls, "mine": mine}

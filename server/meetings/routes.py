@@ -104,12 +104,19 @@ async def delete_meeting(meeting_id: FromPath[uuid.UUID], services: NamedDepende
     "/meetings/{meeting_id:uuid}/presenters",
     status_code=201,
     guards=[OWNER],
-    responses=error_responses(400, 401, 403, 404, 409, 422),
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
 )
 async def add_presenter(
-    meeting_id: FromPath[uuid.UUID], data: Body[PresenterIn], services: NamedDependency[Services]
+    meeting_id: FromPath[uuid.UUID],
+    data: Body[PresenterIn],
+    services: NamedDependency[Services],
+    principal: NamedDependency[Principal],
 ) -> Presenter:
-    """Make an existing account a presenter, by email (owner only); 404 if there is no such account."""
+    """Make an existing account a presenter, by email (owner only); 404 if there is no such account.
+
+    Limited per caller (`ROOMCAST_PRESENTER_ADDS_PER_HOUR`), since the 404 tells whether an email
+    has an account."""
+    await limits.check_presenter_add(services, str(principal.user_id))
     return await service.add_presenter(services, meeting_id, decode(data, PresenterIn).email)
 
 

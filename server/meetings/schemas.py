@@ -14,11 +14,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from server.rest import Email, multi_line, one_line
+
 Status = Literal["scheduled", "live", "ended", "cancelled"]
 Moderation = Literal["post", "pre"]
 Timestamp = Annotated[datetime, Meta(description="ISO 8601; `Z` or an offset, UTC when neither is given")]
 QuestionLength = Annotated[int, Meta(ge=1, le=2000)]
-BlockedWord = Annotated[str, Meta(min_length=1, max_length=50)]
+BlockedWord = Annotated[str, one_line(50)]
+Title = Annotated[str, one_line(200)]
+Description = Annotated[str, multi_line(10_000)]
 BlockedWords = Annotated[list[BlockedWord], Meta(max_length=200)]
 
 
@@ -87,9 +91,9 @@ class SourceEvent(msgspec.Struct, kw_only=True):
 
 
 class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    title: str | UnsetType = UNSET
+    title: Title | UnsetType = UNSET
     """1..200 characters after trimming; required unless `source` gives it."""
-    description: str | None = None
+    description: Description | None = None
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
     """Not before `starts_at`."""
@@ -102,8 +106,8 @@ class MeetingCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class MeetingPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Any subset of the fields; `null` clears description, starts_at and ends_at."""
 
-    title: str | UnsetType = UNSET
-    description: str | UnsetType | None = UNSET
+    title: Title | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     starts_at: Timestamp | UnsetType | None = UNSET
     ends_at: Timestamp | UnsetType | None = UNSET
     settings: SettingsPatch | UnsetType = UNSET
@@ -118,7 +122,7 @@ class MeetingPage(msgspec.Struct, kw_only=True):
 
 
 class PresenterIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    email: str
+    email: Email
 
 
 class Presenter(msgspec.Struct, kw_only=True):
@@ -142,7 +146,7 @@ class PresenterList(msgspec.Struct, kw_only=True):
 class JoinIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     join_code: str
     """Case-insensitive; spaces and dashes are ignored."""
-    display_name: str | None = None
+    display_name: Annotated[str, one_line(80)] | None = None
     """Required without credentials (1..80 characters): the guest's name."""
 
 

@@ -28,7 +28,7 @@ from server.polls.events import poll_view, publish_changes
 from server.polls.frames import PollOut
 from server.polls.schemas import PollCreate, PollList, PollPatch
 from server.qa.routes import csv_stream
-from server.rest import Body, decode, error_responses
+from server.rest import Body, csv_responses, decode, error_responses
 from server.services import Services
 from server.times import iso_z
 
@@ -134,13 +134,14 @@ async def answer_cells(services: Services, meeting_id: uuid.UUID) -> AsyncIterat
 @get(
     "/meetings/{meeting_id:uuid}/polls.csv",
     guards=[MODERATORS],
-    responses=error_responses(401, 403, 404),
+    media_type="text/csv",
+    responses=csv_responses("One row per answer: " + ", ".join(CSV_HEADER), 401, 403, 404),
     summary="Export every answer to a meeting's polls as CSV",
 )
 async def export_answers(meeting_id: FromPath[uuid.UUID], services: NamedDependency[Services]) -> Stream:
     return Stream(
         csv_stream(CSV_HEADER, answer_cells(services, meeting_id)),
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds `; charset=utf-8` to text types itself
         headers={"Content-Disposition": f'attachment; filename="polls-{meeting_id}.csv"'},
     )
 

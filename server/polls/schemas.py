@@ -12,15 +12,19 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from server.polls.frames import PollKind, PollOut, ShowResults
+from server.rest import one_line
 
 ScaleMax = Annotated[int, Meta(ge=2, le=10, description="The top of a rating scale, 2..10.")]
 Position = Annotated[int, Meta(ge=0, description="0-based place in the meeting's list; past the end means last.")]
-Options = Annotated[list[str], Meta(max_length=12, description="2..12 option texts for a choice poll.")]
+Title = Annotated[str, one_line(200)]
+Options = Annotated[
+    list[Annotated[str, one_line(120)]], Meta(max_length=12, description="2..12 option texts for a choice poll.")
+]
 
 
 class PollCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     kind: PollKind
-    title: str
+    title: Title
     """1..200 characters after trimming."""
     options: Options | None = None
     """Choice polls: 2..12 texts, each 1..120 characters, unique ignoring case. Other kinds: none."""
@@ -37,7 +41,7 @@ class PollPatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Any field of the create body (only until the poll was first opened, except `show_results`), or `position`."""
 
     kind: PollKind | UnsetType = UNSET
-    title: str | UnsetType = UNSET
+    title: Title | UnsetType = UNSET
     options: Options | UnsetType | None = UNSET
     multiple: bool | UnsetType = UNSET
     scale_max: ScaleMax | UnsetType = UNSET

@@ -98,7 +98,6 @@ class QaHandlers:
     async def ask(self, session: SessionView, frame: Ask, grant: Grant) -> dict[str, Any]:
         access, principal = access_of(grant), principal_of(session)
         meeting_id = access.meeting_id
-        await self._limit("question", self.services.settings.ask_per_minute, meeting_id, principal.user_id)
         row, created = await service.ask(
             self.services.db.pool,
             meeting_id,
@@ -106,6 +105,7 @@ class QaHandlers:
             frame.text,
             anonymous=frame.anonymous,
             client_id=frame.client_id,
+            admit=lambda: self._limit("question", self.services.settings.ask_per_minute, meeting_id, principal.user_id),
         )
         if created:
             await publish_changes(self.services.broker, [service.Change(None, row)])
@@ -189,6 +189,8 @@ class QaHandlers:
         text = frame.text.strip()
         if not text or len(text) > 2000:
             raise FrameError(ErrorCode.BAD_REQUEST, "text must be 1..2000 characters")
+        principal = principal_of(session)
+        await self._limit("similar", self.services.settings.similar_per_minute, access.meeting_id, principal.user_id)
         rows = await service.similar(self.services.db.pool, access.meeting_id, text, moderation=access.moderation)
         items = [
             SimilarItem(question_id=str(r["id"]), text=r["text"], votes=r["votes"], score=round(float(r["score"]), 3))

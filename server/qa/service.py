@@ -111,8 +111,13 @@ async def ask(
     *,
     anonymous: bool,
     client_id: str | None,
+    admit: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Row, bool]:
     """Store a new question; returns (question, created). A repeated client_id returns the first one.
+
+    `admit` (the asker's rate limit) runs once the ask has passed every rule, just before the
+    insert: an ask refused for its text (blank, too long, control characters) or its meeting's
+    state does not use up one of the asker's questions per minute.
 
     Two statements and no transaction: asks are the hot write of a town hall, and a transaction
     would add two round trips without closing any race (a meeting ending between the check and
@@ -134,6 +139,8 @@ async def ask(
             raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
         flagged_words = blocked_words_in(text, settings.blocked_words)
         status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+        if admit is not None:
+            await admit()
         row = await connection.fetchrow(
             _INSERT_QUESTION,
             uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,
@@ -467,26 +474,63 @@ async def my_votes(pool: asyncpg.Pool, meeting_id: uuid.UUID, user_id: uuid.UUID
     return [str(row["question"]) for row in rows]
 
 
+SIMILAR_CANDIDATES = 20
+"""Nearest questions read from the trigram index per `similar`; the best 5 of them above the threshold are kept."""
+SIMILAR_THRESHOLD = 0.3
+"""pg_trgm's default similarity threshold: below it two texts are not "close"."""
+SIMILAR_PROBE_CHARS = 300
+"""Only the start of the probe text counts (a draft question rarely needs more to find its twin)."""
+SIMILAR_TIMEOUT_S = 2.0
+
+_SIMILAR = f"""WITH nearest AS (
+    SELECT id, text, votes, similarity(text, $2) AS score FROM questions
+    WHERE meeting = $1 AND status = ANY($3::text[])
+    ORDER BY text <-> $2
+    LIMIT {SIMILAR_CANDIDATES}
+)
+SELECT id, text, votes, score FROM nearest WHERE score >= {SIMILAR_THRESHOLD}
+ORDER BY score DESC, votes DESC LIMIT 5"""
+
+
 async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moderation: bool) -> list[Row]:
-    """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first."""
+    """Up to 5 questions the room may see whose text is close to `text` by trigram similarity, best first.
+
+    The candidates are the meeting's nearest questions by trigram distance, read from the GiST index
+    on (meeting, text) that stops after SIMILAR_CANDIDATES rows: the cost no longer grows with the
+    meeting's size (1.5 s on 3,000 long questions before, milliseconds now).
+    """
     statuses = ["pending", "live", "answered"] if moderation else list(PUBLIC_STATUSES)
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            """SELECT id, text, votes, similarity(text, $2) AS score FROM questions
-               WHERE meeting = $1 AND status = ANY($3::text[]) AND text % $2
-               ORDER BY score DESC, votes DESC LIMIT 5""",
-            meeting_id, text, statuses,
-        )  # fmt: skip
+            _SIMILAR, meeting_id, text[:SIMILAR_PROBE_CHARS], statuses, timeout=SIMILAR_TIMEOUT_S
+        )
     return [dict(row) for row in rows]
 
 
-async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[Row]:
-    """Every question of a meeting, oldest first, streamed through a server-side cursor."""
-    async with pool.acquire() as connection, connection.transaction():
-        async for row in connection.cursor(
-            f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author "
-            "WHERE q.meeting = $1 ORDER BY q.created_at, q.id",
-            meeting_id,
-            prefetch=500,
-        ):
-            yield dict(row)
+EXPORT_PAGE = 500
+"""Rows read per pooled-connection checkout while exporting."""
+
+_EXPORT_PAGE = f"""SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author
+WHERE q.meeting = $1 AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))
+ORDER BY q.created_at, q.id LIMIT {EXPORT_PAGE}"""
+
+
+async def export_pages(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[list[Row]]:
+    """Every question of a meeting, oldest first, in pages of EXPORT_PAGE rows.
+
+    Each page borrows a pooled connection for one short statement and gives it back before the
+    caller sends the page: a client that reads slowly (or never) holds no connection and no
+    transaction (a server-side cursor did, and ten unread exports froze the whole pool; PITFALLS
+    17). Pages follow (created_at, id), so rows are neither skipped nor repeated; a question
+    changed during the export appears as it was when its page was read.
+    """
+    after: tuple[Any, Any] = (None, None)
+    while True:
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(_EXPORT_PAGE, meeting_id, *after, timeout=30)
+        if not rows:
+            return
+        yield [dict(row) for row in rows]
+        if len(rows) < EXPORT_PAGE:
+            return
+        after = (rows[-1]["created_at"], rows[-1]["id"])

@@ -17,7 +17,7 @@ from playwright.async_api import Browser, expect
 from tests.calendar.conftest import CalendarApp
 from tests.fakes.google import in_hours
 from tests.helpers import register_user
-from tests.web.conftest import DESKTOP
+from tests.web.conftest import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +83,10 @@ async def test_connect_both_providers_and_follow_an_event(
         out = Path(os.environ.get("ROOMCAST_SCREENSHOTS") or tmp_path)
         await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
         await page.screenshot(path=str(out / "calendar.png"), full_page=True)
+        await page.set_viewport_size(PHONE)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page scrolls sideways on a phone ({width} px)"
+        await page.screenshot(path=str(out / "calendar-phone.png"), full_page=True)
         assert not errors, errors
     finally:
         await context.close()

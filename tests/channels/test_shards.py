@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from channels.shards import DEFAULT_SHARD, ShardMap, fnv1a_64, jump_hash, redact_url
+from channels.shards import DEFAULT_SHARD, Layouts, ShardMap, fnv1a_64, jump_hash, redact_url
 from server.rooms import meeting_room, moderation_room, shard_key, user_room
 
 
@@ -84,3 +84,14 @@ def test_a_meeting_s_rooms_share_a_shard_and_other_rooms_stay_on_the_default() -
 )
 def test_shard_urls_are_shown_without_their_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_layouts_date_a_room_s_stay_on_its_shard() -> None:
+    layouts = Layouts(shard_key, ["b"])
+    layouts.load([[], ["a", "b"], ["a", "b", "c"], ["a", "b"]])
+    ids = [uuid.uuid4() for _ in range(400)]
+    moved = next(m for m in ids if jump_hash(fnv1a_64(str(m).encode()), 3) == 2)  # on c during generation 2
+    stayed = next(m for m in ids if jump_hash(fnv1a_64(str(m).encode()), 3) != 2)
+    assert layouts.generations(meeting_room(moved)) == (3, 3)  # back from c: only an epoch begun now counts
+    assert layouts.generations(moderation_room(stayed)) == (1, 3)  # on its shard since sharding began
+    assert layouts.generations("lobby") == (0, 3)  # always on the default Redis

@@ -6,6 +6,9 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
+
+from server.qa.service import _SIMILAR  # the statement the handler runs
 from tests.qa.conftest import Room, ask, moderate, on
 
 
@@ -103,3 +106,74 @@ async def test_votes_and_edits_in_ended_or_cancelled_meetings_are_refused_like_a
             assert answer["type"] == "error" and answer["code"] == "conflict", (status, frame, answer)
     rows = await room.sql("SELECT text, votes FROM questions WHERE id = $1", uuid.UUID(question))
     assert (rows[0]["text"], rows[0]["votes"]) == ("Before the end", 1)
+
+
+async def test_similar_reads_a_bounded_set_from_the_trigram_index(room: Room) -> None:
+    """Defect 10: 3,000 long questions cost 1.5 s of database time per `similar`; now an index scan of 20 rows."""
+    _, alice = await room.participant("Alice")
+    await room.sql(
+        """INSERT INTO questions (id, meeting, author, text, status)
+           SELECT gen_random_uuid(), $1, $2, 'Topic ' || n || ': ' || repeat(md5(n::text) || ' ', 8), 'live'
+           FROM generate_series(1, 3000) AS n""",
+        uuid.UUID(room.meeting_id),
+        uuid.UUID(room.owner.id),
+    )
+    await room.sql("ANALYZE questions")
+    twin = (await alice.request(ask(room.public, "When will the new office in Lisbon open its doors?")))["data"]
+    answer = await alice.request(
+        {"type": "similar", "room": room.public, "text": "When does the Lisbon office open? " + "x" * 1900}
+    )
+    assert answer["type"] == "reply", answer
+    assert [item["question_id"] for item in answer["data"]["items"]][:1] == [twin["question"]["id"]]
+
+    plan = await room.sql(
+        "EXPLAIN (ANALYZE, FORMAT JSON) " + _SIMILAR.replace("$3::text[]", "'{live,answered}'::text[]"),
+        uuid.UUID(room.meeting_id),
+        "When does the Lisbon office open? " + "x" * 266,
+    )
+    text = str(plan[0][0])
+    assert "questions_meeting_text_gist" in text, text[:2000]
+    assert "'Actual Rows': 3000" not in text.replace('"', "'")
+
+
+async def test_similar_is_limited_per_user(room: Room) -> None:
+    _, alice = await room.participant("Alice")
+    _, bob = await room.participant("Bob")
+    frame = {"type": "similar", "room": room.public, "text": "anything"}
+    answers = [await alice.request(dict(frame)) for _ in range(31)]
+    assert [a["type"] for a in answers[:30]] == ["reply"] * 30
+    assert answers[30]["code"] == "rate_limited" and answers[30]["retry_after_s"] >= 1
+    assert (await bob.request(dict(frame)))["type"] == "reply"
+
+
+async def test_blocked_words_never_reach_participants(room: Room) -> None:
+    await room.settings(blocked_words=["secretword"])
+    _, alice = await room.participant("Alice")
+    moderator = await room.moderator()
+    joined = next(f for f in alice.frames if f["type"] == "joined" and f["room"] == room.public)
+    assert joined["snapshot"]["meeting"]["settings"]["blocked_words"] == []
+    moderation = next(f for f in moderator.frames if f["type"] == "joined" and f["room"] == room.moderation)
+    assert moderation["snapshot"]["meeting"]["settings"]["blocked_words"] == ["secretword"]
+
+    async with httpx.AsyncClient(base_url=room.pair.servers[0].url) as http:
+        response = await http.patch(
+            f"/api/v1/meetings/{room.meeting_id}",
+            json={"settings": {"blocked_words": ["secretword", "another"]}, "title": "Renamed"},
+            headers={"Authorization": f"Bearer {room.owner.token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["settings"]["blocked_words"] == ["secretword", "another"]  # the owner sees them
+    updated = await alice.wait_for(lambda f: f["type"] == "meeting.updated")
+    assert updated["meeting"]["title"] == "Renamed"
+    assert updated["meeting"]["settings"]["blocked_words"] == []
+
+
+async def test_an_ask_refused_for_its_text_does_not_count_against_the_limit(room: Room) -> None:
+    _, alice = await room.participant("Alice")
+    for bad in ("   ", "x" * 301, "bell \x07"):
+        answer = await alice.request(ask(room.public, bad))
+        assert answer["code"] == "bad_request", answer
+    for n in range(5):
+        answer = await alice.request(ask(room.public, f"Good question {n}"))
+        assert answer["type"] == "reply", (n, answer)
+    assert (await alice.request(ask(room.public, "The sixth")))["code"] == "rate_limited"

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+import msgspec
 import redis.asyncio as aioredis
 
+from channels.metrics import Metrics
 from channels.shards import fnv1a_64, jump_hash
-from tests.realtime.test_resilience import assert_no_silent_gap
+from server.room_redis import RoomRedis, room_redis
+from server.services import redis_client
+from server.settings import Settings
+from tests.realtime.test_resilience import Note, assert_no_silent_gap
 from tests.support import RedisServer, ServerProcess, eventually
 from tests.wsclient import Person, World, WsClient, connect
 
@@ -257,3 +263,38 @@ async def test_adding_a_shard_moves_some_rooms_to_a_new_epoch_and_the_others_rec
                 assert shard_of(meeting, 3) == shard_of(meeting, 2)
                 assert joined["recovered"] is True and joined["epoch"] == epoch, joined
                 assert joined["seq"] >= seq  # presence events came after (the members left)
+
+
+async def test_a_room_that_moves_back_to_a_shard_never_continues_the_copy_it_left_there(
+    settings: Settings, private_redis: PrivateRedis
+) -> None:
+    """Shards appended, then removed again: the room's old copy on its first shard is stale, not resumed."""
+    a, b, c = (s.url for s in private_redis(3))
+    ids = [str(uuid.uuid4()) for _ in range(400)]
+    moving = next(m for m in ids if shard_of(m, 2) == 1 and shard_of(m, 3) == 2)  # b, then c, then b again
+    staying = next(m for m in ids if shard_of(m, 2) == shard_of(m, 3) == 0)  # a throughout
+    rooms = {m: f"meeting:{m}" for m in (moving, staying)}
+
+    async def deployment(*urls: str) -> RoomRedis:
+        rooms_redis = room_redis(
+            msgspec.structs.replace(settings, room_redis_urls=urls), redis_client(settings.redis_url), Metrics()
+        )
+        await rooms_redis.register_layout()
+        return rooms_redis
+
+    first = await deployment(a, b)
+    for room in rooms.values():
+        for n in range(3):
+            await first.stream.publish(Note(room=room, text=str(n)))
+    before = {m: await first.stream.cursor(room) for m, room in rooms.items()}
+    second = await deployment(a, b, c)
+    await second.stream.publish(Note(room=rooms[moving], text="on the new shard"))
+    third = await deployment(a, b)  # the new shard removed again
+    back = await third.stream.cursor(rooms[moving], since=3, epoch=before[moving].epoch)
+    assert back.recovered is False and back.epoch != before[moving].epoch, "the copy left on b is stale"
+    kept = await third.stream.cursor(rooms[staying], since=2, epoch=before[staying].epoch)
+    assert kept.recovered is True and kept.epoch == before[staying].epoch and len(kept.events) == 1
+    assert third.layouts.generation == 2
+    for deployed in (first, second, third):
+        await deployed.close()
+        await deployed.redis.aclose()
