@@ -106,7 +106,28 @@ def field_error(message: str) -> Exception:
     parent = f"{key}." if key else ""
     if (match := _UNKNOWN.search(text)) or (match := _MISSING.search(text)):
         key = parent + match.group("field")
-    return validation_error("the request does not match the schema", [{"key": key, "message": text, "source": "body"}])
+    words = _in_words(key, text)  # details name the field in `key`; the message says the rule
+    return validation_error(
+        f"{key or 'the value'} {words}" if words else "the request does not match the schema",
+        [{"key": key, "message": words or text, "source": "body"}],
+    )
+
+
+_MIN_LENGTH = re.compile(r"Expected `str` of length >= (?P<n>\d+)")
+_MAX_LENGTH = re.compile(r"Expected `str` of length <= (?P<n>\d+)")
+
+
+def _in_words(key: str, text: str) -> str | None:
+    """The text rules declared in the types (`one_line`, `Email`, password length), said in words
+    (without the field's name, which `key` carries), so a page can show the message as it is."""
+    if match := _MIN_LENGTH.search(text):
+        n = int(match.group("n"))
+        return "must not be empty" if n == 1 else f"must be at least {n} characters"
+    if match := _MAX_LENGTH.search(text):
+        return f"must be at most {match.group('n')} characters"
+    if "matching regex" in text:
+        return "is not a valid address" if key.endswith("email") else "must not be empty or contain control characters"
+    return None
 
 
 def invalid(field: str, message: str) -> Exception:

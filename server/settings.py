@@ -71,7 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     refresh_token_ttl_s: int = 30 * 24 * 3600
     """Lifetime of a refresh token (each use rotates it)."""
     guest_token_ttl_s: int = 24 * 3600
+    """Lifetime of a guest token."""
     credential_check_s: int = 30
+    """How often each server process re-checks the credentials of its open sockets: the longest a
+    socket outlives a revoked login or API key when the process missed the disconnect message."""
     send_queue_bytes: int = 4 * 1024 * 1024
     """Bytes a socket's send queue may hold (events, replies, snapshots) before it is closed with 4008."""
     ws_auth_timeout_s: int = 10
@@ -80,9 +83,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Open WebSockets per client address; a venue's attendees often share one. More get HTTP 429."""
     max_unauthenticated_per_address: int = 1_000
     """WebSockets per client address that have not sent `auth` yet; more get HTTP 429."""
-    """How often each server process re-checks the credentials of its open sockets: the longest a
-    socket outlives a revoked login or API key when the process missed the disconnect message."""
-    """Lifetime of a guest token."""
     log_level: str = "info"
     """Logging threshold: debug, info, warning or error."""
     reminder_lead_s: int = 600
