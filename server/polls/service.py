@@ -381,21 +381,38 @@ async def my_answers(
     return {str(r["id"]): answer_of(r["kind"], r["option_ids"], r["value"], r["words"]) for r in records}
 
 
-async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[Row]:
-    """Every answer of a meeting's polls, poll by poll, streamed through a server-side cursor.
+EXPORT_PAGE = 500
+"""Answers read per pooled-connection checkout while exporting."""
 
-    The respondent's name is joined only for polls that are not anonymous: for anonymous ones the
-    query never reads who answered, and answers are ordered by time, never by user.
+_EXPORT_POLLS = """SELECT id AS poll_id, title, kind, options, anonymous FROM polls WHERE meeting = $1
+ORDER BY position, created_at, id"""
+
+# The respondent is joined only when the poll is not anonymous ($2): for anonymous polls the
+# statement never reads who answered.
+_EXPORT_ANSWERS = f"""SELECT r.id, r.option_ids, r.value, r.words, r.updated_at, u.display_name AS respondent
+FROM poll_responses r LEFT JOIN users u ON u.id = r."user" AND NOT $2::bool
+WHERE r.poll = $1 AND ($3::timestamptz IS NULL OR (r.updated_at, r.id) > ($3::timestamptz, $4::uuid))
+ORDER BY r.updated_at, r.id LIMIT {EXPORT_PAGE}"""
+
+
+async def export_rows(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[Row]:
+    """Every answer of a meeting's polls, poll by poll, oldest answer first.
+
+    Like the questions export, each page borrows a pooled connection for one short statement and
+    gives it back before the rows are sent, so a client that reads slowly (or never) holds no
+    connection and no transaction (PITFALLS 17). Answers are ordered by time, never by user.
     """
-    async with pool.acquire() as connection, connection.transaction():
-        async for record in connection.cursor(
-            """SELECT p.id AS poll_id, p.title, p.kind, p.options, p.anonymous, r.option_ids, r.value, r.words,
-                      r.updated_at, u.display_name AS respondent
-               FROM poll_responses r JOIN polls p ON p.id = r.poll
-               LEFT JOIN users u ON u.id = r."user" AND NOT p.anonymous
-               WHERE p.meeting = $1
-               ORDER BY p.position, p.created_at, p.id, r.updated_at, r.id""",
-            meeting_id,
-            prefetch=500,
-        ):
-            yield _row(record)
+    async with pool.acquire() as connection:
+        polls = [_row(record) for record in await connection.fetch(_EXPORT_POLLS, meeting_id, timeout=30)]
+    for poll in polls:
+        after: tuple[Any, Any] = (None, None)
+        while True:
+            async with pool.acquire() as connection:
+                answers = await connection.fetch(
+                    _EXPORT_ANSWERS, poll["poll_id"], poll["anonymous"], *after, timeout=30
+                )
+            for answer in answers:
+                yield {**poll, **dict(answer)}
+            if len(answers) < EXPORT_PAGE:
+                break
+            after = (answers[-1]["updated_at"], answers[-1]["id"])

@@ -1,4 +1,5 @@
-"""Issue 16 defect 1 (PITFALLS 17): unread exports hold no pooled connection; exports per user are bounded."""
+"""Issue 16 defect 1 (PITFALLS 17): unread exports (questions and poll answers) hold no pooled connection;
+question exports per user are bounded."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import httpx
+import pytest
 
 from server.settings import Settings
 from tests.support import ServerProcess, eventually
@@ -38,8 +40,35 @@ async def _meeting_with_questions(world: World, count: int) -> tuple[Person, str
     return owner, meeting_id
 
 
+async def _meeting_with_poll_answers(world: World, count: int) -> tuple[Person, str]:
+    """A word-cloud poll with `count` answers (their respondents' accounts deleted, so no users are needed)."""
+    owner = await world.user("Olive")
+    meeting_id = await world.meeting(owner, title="Big poll export")
+    connection = await asyncpg.connect(world.database_url)
+    try:
+        poll_id = await connection.fetchval(
+            "INSERT INTO polls (id, meeting, kind, title, status, opened_at, closed_at)"
+            " VALUES (gen_random_uuid(), $1, 'word_cloud', 'Words', 'closed', now(), now()) RETURNING id",
+            uuid.UUID(meeting_id),
+        )
+        await connection.execute(
+            """INSERT INTO poll_responses (poll, words)
+               SELECT $1, ARRAY['answer ' || n, repeat('lorem ipsum ', 24)] FROM generate_series(1, $2) AS n""",
+            poll_id,
+            count,
+        )
+    finally:
+        await connection.close()
+    return owner, meeting_id
+
+
+EXPORTS = {"questions.csv": _meeting_with_questions, "polls.csv": _meeting_with_poll_answers}
+
+
 @contextlib.asynccontextmanager
-async def unread_export(server: ServerProcess, token: str, meeting_id: str) -> AsyncIterator[socket.socket]:
+async def unread_export(
+    server: ServerProcess, token: str, meeting_id: str, export: str = "questions.csv"
+) -> AsyncIterator[socket.socket]:
     """A GET of the CSV on a socket with a tiny receive buffer that is never read."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -47,7 +76,7 @@ async def unread_export(server: ServerProcess, token: str, meeting_id: str) -> A
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, ("127.0.0.1", server.port))
     request = (
-        f"GET /api/v1/meetings/{meeting_id}/questions.csv HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"GET /api/v1/meetings/{meeting_id}/{export} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     )
     await loop.sock_sendall(sock, request.encode())
@@ -64,15 +93,16 @@ async def _timed_get(http: httpx.AsyncClient, url: str, token: str | None = None
     return response.status_code, time.monotonic() - started
 
 
+@pytest.mark.parametrize("export", sorted(EXPORTS))
 async def test_a_dozen_unread_exports_leave_the_process_answering(
-    start_servers: Callable[..., list[ServerProcess]], database_url: str, settings: Settings
+    export: str, start_servers: Callable[..., list[ServerProcess]], database_url: str, settings: Settings
 ) -> None:
     world = World(database_url, settings)
     (server,) = start_servers(1, ROOMCAST_EXPORTS_PER_USER="20")
-    owner, meeting_id = await _meeting_with_questions(world, QUESTIONS)
+    owner, meeting_id = await EXPORTS[export](world, QUESTIONS)
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(12):
-            await stack.enter_async_context(unread_export(server, owner.token, meeting_id))
+            await stack.enter_async_context(unread_export(server, owner.token, meeting_id, export))
         async with httpx.AsyncClient(base_url=server.url) as http:
 
             async def answers_within_a_second() -> bool:
