@@ -28,25 +28,10 @@ import websockets
 from benchmarks.servers import ROOT, VENV_BIN, PortRange, RoomcastFleet, free_port
 from tests.fakes import google as fake_google
 from tests.fakes import microsoft as fake_microsoft
+from tests.fakes import provider_environment
 from tests.fakes.google import FakeGoogle, in_hours
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.fakes.tls import TestCA, make_ca
-
-
-def provider_env(google: FakeGoogle, microsoft: FakeMicrosoft, ca: TestCA) -> dict[str, str]:
-    return {
-        "ROOMCAST_GOOGLE_CLIENT_ID": fake_google.CLIENT_ID,
-        "ROOMCAST_GOOGLE_CLIENT_SECRET": fake_google.CLIENT_SECRET,
-        "ROOMCAST_GOOGLE_AUTH_URL": f"{google.base}/o/oauth2/v2/auth",
-        "ROOMCAST_GOOGLE_TOKEN_URL": f"{google.base}/token",
-        "ROOMCAST_GOOGLE_API_URL": f"{google.base}/calendar/v3",
-        "ROOMCAST_MICROSOFT_CLIENT_ID": fake_microsoft.CLIENT_ID,
-        "ROOMCAST_MICROSOFT_CLIENT_SECRET": fake_microsoft.CLIENT_SECRET,
-        "ROOMCAST_MICROSOFT_AUTHORITY": microsoft.authority,
-        "ROOMCAST_MICROSOFT_GRAPH_URL": microsoft.graph_url,
-        "OAUTHLIB_INSECURE_TRANSPORT": "1",  # the Google fake is plain http
-        **ca.env(),
-    }
 
 
 async def connect(http: httpx.AsyncClient, headers: dict[str, str], provider: str, ca: TestCA) -> str:
@@ -117,7 +102,7 @@ def main() -> None:
     fleet = RoomcastFleet(ask_per_minute=5, vote_per_minute=60, log_level="warning", extra_env={})
     port = free_port()
     fleet.ports = PortRange(port, 1)
-    fleet.env.update(provider_env(google, microsoft, ca))
+    fleet.env.update(provider_environment(google, microsoft, ca))
     fleet.env["ROOMCAST_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     worker = None
     results: dict[str, list[float]] = {}

@@ -20,8 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tests.fakes import google as fake_google
-from tests.fakes import microsoft as fake_microsoft
+from tests.fakes import provider_environment
 from tests.fakes.google import FakeGoogle, in_hours
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.fakes.tls import make_ca
@@ -36,19 +35,7 @@ def main() -> None:
     google.add_event("Design review", in_hours(26), in_hours(27), notify=False)
     google.add_event("Team lunch", in_hours(50), in_hours(51), notify=False)
     microsoft.add_event("Board meeting", in_hours(30), in_hours(32), notify=False)
-    lines = {
-        "ROOMCAST_GOOGLE_CLIENT_ID": fake_google.CLIENT_ID,
-        "ROOMCAST_GOOGLE_CLIENT_SECRET": fake_google.CLIENT_SECRET,
-        "ROOMCAST_GOOGLE_AUTH_URL": f"{google.base}/o/oauth2/v2/auth",
-        "ROOMCAST_GOOGLE_TOKEN_URL": f"{google.base}/token",
-        "ROOMCAST_GOOGLE_API_URL": f"{google.base}/calendar/v3",
-        "ROOMCAST_MICROSOFT_CLIENT_ID": fake_microsoft.CLIENT_ID,
-        "ROOMCAST_MICROSOFT_CLIENT_SECRET": fake_microsoft.CLIENT_SECRET,
-        "ROOMCAST_MICROSOFT_AUTHORITY": microsoft.authority,
-        "ROOMCAST_MICROSOFT_GRAPH_URL": microsoft.graph_url,
-        "OAUTHLIB_INSECURE_TRANSPORT": "1",
-        **ca.env(),
-    }
+    lines = provider_environment(google, microsoft, ca)
     for key, value in lines.items():
         print(f"{key}={value}")
     print(f"# control: {google.base}/_fake/events and {microsoft.graph.base}/_fake/events", file=sys.stderr)
