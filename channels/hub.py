@@ -115,6 +115,25 @@ class Hub:
 
     # --- membership ---------------------------------------------------------------------------
 
+    def _member(self, subscriber: Subscriber, room: str, state: SubState) -> tuple[_Room, Subscription, bool]:
+        """The room's entry and `subscriber`'s subscription in it (created if new), restarted in `state`.
+
+        Runs before any await, so a concurrent last-member-out cannot drop the room under the caller.
+        Returns whether the room entry was created (its pub/sub subscription is then the caller's to open).
+        """
+        entry = self._rooms.get(room)
+        created = entry is None
+        if entry is None:
+            entry = self._rooms[room] = _Room(room)
+            self.metrics.rooms.set(len(self._rooms))
+        sub = entry.subs.get(subscriber.session_id)
+        if sub is None:
+            sub = entry.subs[subscriber.session_id] = Subscription(subscriber, room)
+        sub.state = state
+        sub.buffer = []
+        sub.generation += 1
+        return entry, sub, created
+
     async def attach(self, subscriber: Subscriber, room: str) -> tuple[Subscription, int]:
         """Make `subscriber` a local member of `room`, buffering its events until `activate`.
 
@@ -122,18 +141,7 @@ class Hub:
         afterwards plus the buffered events cover everything (the join race). Re-attaching a
         member starts a fresh join. Returns the subscription and the generation to activate.
         """
-        entry = self._rooms.get(room)
-        created = entry is None
-        if entry is None:
-            entry = self._rooms[room] = _Room(room)
-            self.metrics.rooms.set(len(self._rooms))
-        # Registered before any await, so a concurrent last-member-out cannot drop the room under us.
-        sub = entry.subs.get(subscriber.session_id)
-        if sub is None:
-            sub = entry.subs[subscriber.session_id] = Subscription(subscriber, room)
-        sub.state = SubState.JOINING
-        sub.buffer = []
-        sub.generation += 1
+        entry, sub, created = self._member(subscriber, room, SubState.JOINING)
         generation = sub.generation
         if created:
             await self.pubsub.subscribe(room)
@@ -159,17 +167,7 @@ class Hub:
         The member buffers as after a lost connection; once the room's subscription is confirmed
         (its Redis is back) it gets the unsolicited `joined` like every other member there.
         """
-        entry = self._rooms.get(room)
-        created = entry is None
-        if entry is None:
-            entry = self._rooms[room] = _Room(room)
-            self.metrics.rooms.set(len(self._rooms))
-        sub = entry.subs.get(subscriber.session_id)
-        if sub is None:
-            sub = entry.subs[subscriber.session_id] = Subscription(subscriber, room)
-        sub.state = SubState.RESYNCING
-        sub.buffer = []
-        sub.generation += 1
+        entry, sub, created = self._member(subscriber, room, SubState.RESYNCING)
         entry.needs_resync = True
         if created:
             self._spawn(self.pubsub.subscribe(room))
