@@ -1,9 +1,15 @@
-"""The Piccolo engine and pool for one process, and migrations under a PostgreSQL advisory lock.
+"""The Piccolo engine and pool of one process, its transactions, and migrations under an advisory lock.
 
-Piccolo finds its engine through `server.piccolo_conf.DB` and each table's `_meta.db`, both
-process-wide. Building a `Database` changes neither; `bind()` (called by `start()` and by
-`migrate`) points both at its engine, so a process (or a test) talks to exactly the database
-its Settings name, and only the one that is started claims Piccolo.
+Piccolo finds a table's engine through the table (`Table._meta.db`) and its migration runner
+through `server.piccolo_conf.DB`; both are process-wide. Building a `Database` changes neither:
+`start()` (and `migrate`, through `bind()`) points both at this URL's engine, so a process (or a
+test) talks to exactly the database its Settings name. One process talks to one database at a
+time; tests start one per test, one test at a time.
+
+Every started `Database` of one URL in a process shares one engine and one pool (the web app and
+its in-process SAQ worker each build one). That is what makes `transaction()` safe: Piccolo keeps
+an open transaction in a context variable of its engine, and a table's query joins it only if the
+table is bound to that same engine.
 
 Piccolo's forward migrations take no lock of their own, so `migrate` holds a session-level
 advisory lock on a separate connection while they run: two servers starting at once apply each
@@ -17,11 +23,13 @@ import io
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import asyncpg
 from piccolo.apps.migrations.commands.forwards import run_forwards
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.apps.migrations.tables import Migration
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.table import Table
 
 from server import piccolo_conf
@@ -31,42 +39,100 @@ log = logging.getLogger("roomcast.db")
 MIGRATION_LOCK_KEY = 0x726F6F6D63617374  # "roomcast" as a bigint
 """The advisory lock every migrating process queues on."""
 
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+
+
+@dataclass(slots=True)
+class _Started:
+    engine: PostgresEngine
+    users: int = 0
+
+
+_STARTED: dict[str, _Started] = {}
+"""The engine of each URL that has a started `Database` in this process, and how many are started."""
+
 
 class Database:
-    """One engine with one asyncpg pool per process, bound to every roomcast table."""
+    """The process's engine and asyncpg pool for one database URL, and the tables bound to it."""
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self.url = url
         self.engine = PostgresEngine(config={"dsn": url}, extensions=())
+        """Replaced at `start()` by the engine already started for this URL, if there is one."""
         self._pool_size = (min_size, max_size)
+        self._started = False
 
     def bind(self) -> None:
-        """Point Piccolo's configuration and every roomcast table at this engine (process-wide)."""
-        os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
-        piccolo_conf.DB = self.engine
-        for table in all_tables():
-            table._meta.db = self.engine
+        """Point Piccolo's configuration and every table (roomcast's and Piccolo's `Migration`) at this engine."""
+        _bind(self.engine)
 
     async def start(self) -> None:
-        """Bind Piccolo to this engine and open the pool; must run inside the event loop that will use it."""
+        """Open the pool (or share the one this URL already has) and bind Piccolo to it.
+
+        Must run inside the event loop that will use it. The first `Database` started for a URL
+        sets the pool's size; the pool closes when the last of them closes.
+        """
+        started = _STARTED.get(self.url)
+        if started is None:
+            await self.engine.start_connection_pool(min_size=self._pool_size[0], max_size=self._pool_size[1])
+            started = _STARTED.get(self.url)
+            if started is None:
+                started = _STARTED[self.url] = _Started(self.engine)
+            else:  # another start of this URL finished first: use its pool
+                await self.engine.close_connection_pool()
+        self.engine = started.engine
+        started.users += 1
+        self._started = True
         self.bind()
-        await self.engine.start_connection_pool(min_size=self._pool_size[0], max_size=self._pool_size[1])
 
     async def close(self) -> None:
-        if self.engine.pool is not None:
-            await self.engine.close_connection_pool()
+        if not self._started:
+            return
+        self._started = False
+        started = _STARTED.get(self.url)
+        if started is None or started.engine is not self.engine:
+            return
+        started.users -= 1
+        if started.users == 0:
+            del _STARTED[self.url]
+            if self.engine.pool is not None:
+                await self.engine.close_connection_pool()
 
     @property
     def pool(self) -> asyncpg.Pool:
-        """The asyncpg pool, for the few hot paths that want plain SQL."""
+        """The asyncpg pool, for the few statements kept in plain SQL (each says why)."""
         pool = self.engine.pool
         if pool is None:
             raise RuntimeError("the database pool is not open")
         return pool
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, isolation: Isolation | None = None) -> AsyncIterator[PostgresTransaction]:
+        """A Piccolo transaction: the tables' queries inside the block run in it, on its one connection.
+
+        A transaction opened inside another joins the outer one (Piccolo's nesting); `isolation`
+        (PostgreSQL's default, read committed, if None) applies to the outermost. It yields
+        Piccolo's transaction, whose `.connection` is the asyncpg connection for callees that
+        still take one. Queries inside must not be gathered: one connection runs one at a time.
+        """
+        async with _Transaction(self.engine, isolation) as transaction:
+            yield transaction
+
     async def ping(self) -> None:
         async with self.pool.acquire() as connection:
-            await connection.fetchval("SELECT 1")
+            await connection.fetchval("SELECT 1")  # a liveness probe that reads no table
+
+
+class _Transaction(PostgresTransaction):
+    """Piccolo's transaction at a chosen isolation level (its `engine.transaction()` takes none)."""
+
+    def __init__(self, engine: PostgresEngine, isolation: Isolation | None) -> None:
+        super().__init__(engine)
+        self.isolation = isolation
+
+    async def begin(self) -> None:
+        self.transaction = self.connection.transaction(isolation=self.isolation)
+        await self.transaction.start()
 
 
 @contextlib.asynccontextmanager
@@ -77,11 +143,20 @@ async def advisory_locked(pool: asyncpg.Pool, key: str) -> AsyncIterator[asyncpg
     cancelled caller cannot leave the lock held.
     """
     async with pool.acquire() as connection:
+        # advisory locks have no Piccolo form, and this one must stay on the connection it yields
         await connection.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", key)
         try:
             yield connection
         finally:
-            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+            await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)  # as above
+
+
+def _bind(engine: PostgresEngine) -> None:
+    os.environ.setdefault("PICCOLO_CONF", "server.piccolo_conf")
+    piccolo_conf.DB = engine
+    tables: list[type[Table]] = [*all_tables(), Migration]
+    for table in tables:
+        table._meta.db = engine
 
 
 def all_tables() -> list[type[Table]]:
@@ -92,32 +167,37 @@ def all_tables() -> list[type[Table]]:
 
 
 async def migrate(url: str) -> list[str]:
-    """Apply pending migrations under the advisory lock; return the ids applied by this call."""
+    """Apply pending migrations under the advisory lock; return the ids applied by this call.
+
+    Piccolo's runner finds the engine through `piccolo_conf`, so the tables are bound to this
+    URL while it runs, then given back to the engine they had (a started `Database`, if any).
+    """
+    previous = piccolo_conf.DB
     lock = await asyncpg.connect(url)
     try:
+        # a session-level advisory lock has no Piccolo form; it is held on this connection of its own
         await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-        database = Database(url)
-        database.bind()  # Piccolo's migration runner finds the engine through piccolo_conf
-        before = await _applied(lock)
+        Database(url).bind()
+        before = await _applied()
         output = io.StringIO()
         with contextlib.redirect_stdout(output):  # Piccolo prints progress; we log it instead
             result = await run_forwards(app_name="roomcast")
         if not result.success:
             raise RuntimeError(f"migration failed: {result.message}")
-        applied = sorted(set(await _applied(lock)) - set(before))
+        applied = sorted(set(await _applied()) - set(before))
         for migration_id in applied:
             log.info("db.migration.applied", extra={"migration": migration_id})
-        del database
         return applied
     finally:
+        if previous is not None:
+            _bind(previous)
         with contextlib.suppress(Exception):
-            await lock.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+            await lock.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)  # see the lock above
         await lock.close()
 
 
-async def _applied(connection: asyncpg.Connection[Any]) -> list[str]:
-    exists = await connection.fetchval("SELECT to_regclass('public.migration') IS NOT NULL")
-    if not exists:
+async def _applied() -> list[str]:
+    if not await Migration.table_exists():
         return []
-    rows = await connection.fetch("SELECT name FROM migration WHERE app_name = 'roomcast'")
+    rows = await Migration.select(Migration.name).where(Migration.app_name == "roomcast")
     return [row["name"] for row in rows]

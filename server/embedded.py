@@ -192,6 +192,7 @@ def _is_python_process(pid: int) -> bool:
 
 
 async def _create_database(admin_url: str, name: str) -> None:
+    # plain SQL: the catalog of the `postgres` admin database and CREATE DATABASE are outside every Piccolo table
     connection = await asyncpg.connect(admin_url)
     try:
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):

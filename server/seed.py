@@ -69,23 +69,22 @@ async def seed_demo(settings: Settings, base_url: str | None = None) -> str:
 async def _demo_questions(database: Database, meeting_id: uuid.UUID) -> None:
     """A few questions asked and upvoted by demo guests, the first time only (nothing is published)."""
     from server.qa import service
+    from server.qa.tables import Question
 
-    async with database.pool.acquire() as connection:
-        if await connection.fetchval("SELECT count(*) FROM questions WHERE meeting = $1", meeting_id):
-            return
-    voters = [await _guest(database, meeting_id, f"Voter {n}") for n in range(max(v for *_, v in DEMO_QUESTIONS))]
+    if await Question.count().where(Question.meeting == meeting_id):
+        return
+    voters = [await _guest(meeting_id, f"Voter {n}") for n in range(max(v for *_, v in DEMO_QUESTIONS))]
     for name, text, votes in DEMO_QUESTIONS:
         question, _ = await service.ask(
-            database.pool, meeting_id, await _guest(database, meeting_id, name), text, anonymous=False, client_id=None
+            database.pool, meeting_id, await _guest(meeting_id, name), text, anonymous=False, client_id=None
         )
         for voter in voters[:votes]:
             await service.vote(database.pool, meeting_id, question["id"], voter, True)
 
 
-async def _guest(database: Database, meeting_id: uuid.UUID, name: str) -> uuid.UUID:
-    user_id = uuid.uuid4()
-    async with database.pool.acquire() as connection:
-        await connection.execute(
-            "INSERT INTO users (id, display_name, guest_meeting_id) VALUES ($1, $2, $3)", user_id, name, meeting_id
-        )
+async def _guest(meeting_id: uuid.UUID, name: str) -> uuid.UUID:
+    from server.auth.tables import User
+
+    [row] = await User.insert(User(display_name=name, guest_meeting_id=meeting_id)).returning(User.id)
+    user_id: uuid.UUID = row["id"]
     return user_id

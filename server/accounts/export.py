@@ -24,80 +24,141 @@ from server.accounts.schemas import (
     ExportedQuestion,
     ExportedVote,
 )
-from server.accounts.service import SESSIONS_SQL, login_session
+from server.accounts.service import live_logins, login_session
 from server.auth.identity import Principal
 from server.auth.schemas import ApiKey
-from server.auth.service import USER_COLUMNS, user_of
+from server.auth.service import API_KEY_FIELDS, USER_FIELDS, user_of
+from server.auth.tables import ApiKey as ApiKeyTable
+from server.auth.tables import User
 from server.calendar.service import connection_of
+from server.calendar.tables import CalendarConnection
 from server.errors import unauthorized
-from server.meetings.service import MEETING_COLUMNS, meeting_of
+from server.meetings.service import meeting_of
+from server.meetings.tables import Meeting, MeetingMember
+from server.notifications.tables import Notification
+from server.polls.tables import PollResponse
+from server.qa.tables import Question, Vote
 from server.services import Services
 
 
 async def export(services: Services, principal: Principal) -> Export:
+    """Everything about the caller, read in one repeatable-read transaction so the parts agree."""
     user_id = principal.user_id
-    async with services.db.pool.acquire() as connection, connection.transaction(isolation="repeatable_read"):
-        profile = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    async with services.db.transaction(isolation="repeatable_read"):
+        profile = await User.select(*USER_FIELDS).where(User.id == user_id).first()
         if profile is None:
             raise unauthorized()
-        meetings = await connection.fetch(
-            f"SELECT {MEETING_COLUMNS} FROM meetings WHERE owner = $1 ORDER BY created_at, id", user_id
+        meetings = await Meeting.select().where(Meeting.owner == user_id).order_by(Meeting.created_at, Meeting.id)
+        memberships = await (
+            MeetingMember.select(
+                MeetingMember.meeting.as_alias("meeting_id"),
+                MeetingMember.meeting._.title.as_alias("meeting_title"),
+                MeetingMember.role,
+                MeetingMember.created_at,
+            )
+            .where(MeetingMember.user == user_id)
+            .order_by(MeetingMember.created_at, MeetingMember.meeting)
         )
-        memberships = await connection.fetch(
-            """SELECT m.id AS meeting_id, m.title AS meeting_title, mm.role, mm.created_at
-               FROM meeting_members mm JOIN meetings m ON m.id = mm.meeting
-               WHERE mm."user" = $1 ORDER BY mm.created_at, m.id""",
-            user_id,
+        questions = await (
+            Question.select(
+                Question.id,
+                Question.meeting.as_alias("meeting_id"),
+                Question.meeting._.title.as_alias("meeting_title"),
+                Question.text,
+                Question.status,
+                Question.anonymous,
+                Question.votes,
+                Question.answer,
+                Question.created_at,
+                Question.updated_at,
+                Question.answered_at,
+            )
+            .where(Question.author == user_id)
+            .order_by(Question.created_at, Question.id)
         )
-        questions = await connection.fetch(
-            """SELECT q.id, q.meeting AS meeting_id, m.title AS meeting_title, q.text, q.status, q.anonymous,
-                      q.votes, q.answer, q.created_at, q.updated_at, q.answered_at
-               FROM questions q JOIN meetings m ON m.id = q.meeting
-               WHERE q.author = $1 ORDER BY q.created_at, q.id""",
-            user_id,
+        votes = await (
+            Vote.select(
+                Vote.question.as_alias("question_id"),
+                Vote.question._.meeting.as_alias("meeting_id"),
+                Vote.question._.meeting._.title.as_alias("meeting_title"),
+                Vote.created_at,
+            )
+            .where(Vote.user == user_id)
+            .order_by(Vote.created_at, Vote.question)
         )
-        votes = await connection.fetch(
-            """SELECT v.question AS question_id, q.meeting AS meeting_id, m.title AS meeting_title, v.created_at
-               FROM votes v JOIN questions q ON q.id = v.question JOIN meetings m ON m.id = q.meeting
-               WHERE v."user" = $1 ORDER BY v.created_at, v.question""",
-            user_id,
+        notifications = await (
+            Notification.select(
+                Notification.id,
+                Notification.kind,
+                Notification.title,
+                Notification.body,
+                Notification.data,
+                Notification.created_at,
+                Notification.read_at,
+            )
+            .where(Notification.user == user_id)
+            .order_by(Notification.created_at, Notification.id)
         )
-        notifications = await connection.fetch(
-            """SELECT id, kind, title, body, data, created_at, read_at IS NOT NULL AS read
-               FROM notifications WHERE "user" = $1 ORDER BY created_at, id""",
-            user_id,
+        keys = await (
+            ApiKeyTable.select(*API_KEY_FIELDS)
+            .where(ApiKeyTable.user == user_id)
+            .order_by(ApiKeyTable.created_at, ApiKeyTable.id)
         )
-        keys = await connection.fetch(
-            'SELECT id, name, created_at, last_used_at FROM api_keys WHERE "user" = $1 ORDER BY created_at, id',
-            user_id,
+        sessions = await live_logins(user_id)
+        calendars = await (
+            CalendarConnection.select(
+                CalendarConnection.id,
+                CalendarConnection.provider,
+                CalendarConnection.account_email,
+                CalendarConnection.status,
+                CalendarConnection.error,
+                CalendarConnection.last_synced_at,
+                CalendarConnection.created_at,
+            )
+            .where(CalendarConnection.user == user_id)
+            .order_by(CalendarConnection.created_at, CalendarConnection.id)
         )
-        sessions = await connection.fetch(SESSIONS_SQL, user_id)
-        calendars = await connection.fetch(
-            """SELECT id, provider, account_email, status, error, last_synced_at, created_at
-               FROM calendar_connections WHERE "user" = $1 ORDER BY created_at, id""",
-            user_id,
-        )
-        answers = await connection.fetch(
-            """SELECT p.id AS poll_id, p.meeting AS meeting_id, m.title AS meeting_title, p.title AS poll_title,
-                      p.kind, p.options, r.option_ids, r.value, r.words, r.created_at, r.updated_at
-               FROM poll_responses r JOIN polls p ON p.id = r.poll JOIN meetings m ON m.id = p.meeting
-               WHERE r."user" = $1 ORDER BY r.created_at, p.id""",
-            user_id,
+        answers = await (
+            PollResponse.select(
+                PollResponse.poll.as_alias("poll_id"),
+                PollResponse.poll._.meeting.as_alias("meeting_id"),
+                PollResponse.poll._.meeting._.title.as_alias("meeting_title"),
+                PollResponse.poll._.title.as_alias("poll_title"),
+                PollResponse.poll._.kind.as_alias("kind"),
+                PollResponse.poll._.options.as_alias("options"),
+                PollResponse.option_ids,
+                PollResponse.value,
+                PollResponse.words,
+                PollResponse.created_at,
+                PollResponse.updated_at,
+            )
+            .where(PollResponse.user == user_id)
+            .order_by(PollResponse.created_at, PollResponse.poll)
         )
     return Export(
         exported_at=datetime.now(UTC),
         profile=user_of(profile),
         meetings_owned=[meeting_of(row) for row in meetings],
-        memberships=[ExportedMembership(**dict(row)) for row in memberships],
-        questions=[ExportedQuestion(**dict(row)) for row in questions],
-        votes=[ExportedVote(**dict(row)) for row in votes],
+        memberships=[ExportedMembership(**row) for row in memberships],
+        questions=[ExportedQuestion(**row) for row in questions],
+        votes=[ExportedVote(**row) for row in votes],
         poll_answers=[_poll_answer(row) for row in answers],
-        notifications=[
-            ExportedNotification(**{**dict(row), "data": _json_object(row["data"])}) for row in notifications
-        ],
-        api_keys=[ApiKey(**dict(row)) for row in keys],
+        notifications=[_notification(row) for row in notifications],
+        api_keys=[ApiKey(**row) for row in keys],
         sessions=[login_session(row, principal.family_id) for row in sessions],
         calendar_connections=[connection_of(row) for row in calendars],
+    )
+
+
+def _notification(row: dict[str, Any]) -> ExportedNotification:
+    return ExportedNotification(
+        id=row["id"],
+        kind=row["kind"],
+        title=row["title"],
+        body=row["body"],
+        data=_json_object(row["data"]),
+        created_at=row["created_at"],
+        read=row["read_at"] is not None,
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from server.accounts import mail
 from server.accounts.resets import mailed_token, store_token
+from server.auth.tables import User
 
 if TYPE_CHECKING:
     from server.jobs import Context
@@ -29,16 +30,17 @@ async def send_password_reset(ctx: Context, *, email: str, nonce: str) -> bool:
         log.warning("job.reset_mail.skipped", extra={"job_id": job_id, "reason": "ROOMCAST_SMTP_URL unset"})
         return False
     token = mailed_token(settings.secret_key, nonce)
-    async with services.db.pool.acquire() as connection:
-        user = await connection.fetchrow(
-            "SELECT id, email, display_name FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email
-        )
-        if user is None:
-            log.info("job.reset_mail.no_account", extra={"job_id": job_id})
-            return False
-        if not await store_token(connection, user["id"], token):
-            log.info("job.reset_mail.already_used", extra={"job_id": job_id, "user_id": str(user["id"])})
-            return False
+    user = await (
+        User.select(User.id, User.email, User.display_name)
+        .where((User.email == email) & User.guest_meeting_id.is_null())
+        .first()
+    )
+    if user is None:
+        log.info("job.reset_mail.no_account", extra={"job_id": job_id})
+        return False
+    if not await store_token(user["id"], token):
+        log.info("job.reset_mail.already_used", extra={"job_id": job_id, "user_id": str(user["id"])})
+        return False
     message = mail.reset_message(
         settings, to=user["email"], display_name=user["display_name"], link=mail.reset_link(settings, token)
     )

@@ -23,14 +23,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from server.accounts.mail import RESET_VALID_MINUTES, reset_link
 from server.accounts.sockets import end_sockets
+from server.accounts.tables import PasswordResetToken
 from server.auth import limits
 from server.auth.passwords import hash_password
 from server.auth.schemas import Session
-from server.auth.service import USER_COLUMNS, check_password_rule, normalise_email, start_session
+from server.auth.service import USER_FIELDS, check_password_rule, normalise_email, start_session
+from server.auth.tables import RefreshToken, User
 from server.auth.tokens import new_secret, secret_hash
 from server.errors import bad_request, rate_limited
 from server.ratelimit import RateLimiter
@@ -91,35 +91,38 @@ async def request_reset(services: Services, queue: Queue, raw_email: str, addres
     log.info("accounts.reset_requested", extra={"client": address})
 
 
-async def store_token(connection: asyncpg.Connection, user_id: uuid.UUID, token: str) -> bool:
+async def store_token(user_id: uuid.UUID, token: str) -> bool:
     """Keep the token's hash, valid `RESET_TTL` from now; False if it was already spent (a late retry).
 
     Storing the same token again (the mail job's next attempt) restarts its 30 minutes: the link
     was not delivered before, so its reader still gets the full time the mail promises.
     """
-    stored = await connection.fetchval(
-        """INSERT INTO password_reset_tokens (id, "user", token_hash, expires_at) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (token_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at
-           WHERE password_reset_tokens.used_at IS NULL
-           RETURNING true""",
-        uuid.uuid4(),
-        user_id,
-        secret_hash(token),
-        datetime.now(UTC) + RESET_TTL,
+    stored = await (
+        PasswordResetToken.insert(
+            PasswordResetToken(user=user_id, token_hash=secret_hash(token), expires_at=datetime.now(UTC) + RESET_TTL)
+        )
+        .on_conflict(
+            target=PasswordResetToken.token_hash,
+            action="DO UPDATE",
+            values=[PasswordResetToken.expires_at],
+            where=PasswordResetToken.used_at.is_null(),
+        )
+        .returning(PasswordResetToken.id)
     )
     return bool(stored)
 
 
-async def operator_link(pool: asyncpg.Pool, settings: Settings, raw_email: str) -> str | None:
+async def operator_link(settings: Settings, raw_email: str) -> str | None:
     """A fresh one-time reset link for the account with this email, None if there is none (422: not an email)."""
     email = normalise_email(raw_email)
     token = new_secret()
-    async with pool.acquire() as connection:
-        user_id = await connection.fetchval("SELECT id FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email)
-        if user_id is None:
-            return None
-        await store_token(connection, user_id, token)
-    log.info("accounts.reset_link_made", extra={"user_id": str(user_id)})
+    user_id = await (
+        User.select(User.id).where((User.email == email) & User.guest_meeting_id.is_null()).output(as_list=True)
+    )
+    if not user_id:
+        return None
+    await store_token(user_id[0], token)
+    log.info("accounts.reset_link_made", extra={"user_id": str(user_id[0])})
     return reset_link(settings, token)
 
 
@@ -130,7 +133,7 @@ async def operator_link_for(settings: Settings, raw_email: str) -> str | None:
     database = Database(settings.database_url or "")
     await database.start()
     try:
-        return await operator_link(database.pool, settings, raw_email)
+        return await operator_link(settings, raw_email)
     finally:
         await database.close()
 
@@ -141,46 +144,51 @@ async def confirm_reset(services: Services, token: str, new_password: str, user_
     if not token or len(token) > MAX_TOKEN:
         raise bad_request("the reset link is invalid, expired or already used")
     password_hash = await hash_password(new_password)
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            'SELECT id, "user" FROM password_reset_tokens '
-            "WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() FOR UPDATE",
-            secret_hash(token),
+    async with services.db.transaction():
+        row = await (
+            PasswordResetToken.select(PasswordResetToken.user)
+            .where(
+                (PasswordResetToken.token_hash == secret_hash(token))
+                & PasswordResetToken.used_at.is_null()
+                & (PasswordResetToken.expires_at > datetime.now(UTC))
+            )
+            .lock_rows()
+            .first()
         )
         user = None
         if row is not None:
-            user = await connection.fetchrow(
-                f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND guest_meeting_id IS NULL", row["user"]
+            user = await (
+                User.select(*USER_FIELDS).where((User.id == row["user"]) & User.guest_meeting_id.is_null()).first()
             )
-        if row is None or user is None:
+        if user is None:
             log.info("accounts.reset_refused")
             raise bad_request("the reset link is invalid, expired or already used")
-        await spend_reset_links(connection, user["id"])
-        await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"], password_hash)
-        revoked = await revoke_logins(connection, user["id"])
-        session = await start_session(services, connection, user, user_agent=user_agent)
+        await spend_reset_links(user["id"])
+        await User.update({User.password_hash: password_hash}).where(User.id == user["id"])
+        revoked = await revoke_logins(user["id"])
+        session = await start_session(services, user, user_agent=user_agent)
     await limits.clear_login_failures(services, user["email"])
     await end_sockets(services, user_id=user["id"], family_ids=revoked)
     log.info("accounts.password_reset", extra={"user_id": str(user["id"])})
     return session
 
 
-async def spend_reset_links(connection: asyncpg.Connection, user_id: uuid.UUID) -> None:
-    """Every open reset link of the user stops working (one was used, or the password or email changed)."""
-    await connection.execute(
-        'UPDATE password_reset_tokens SET used_at = now() WHERE "user" = $1 AND used_at IS NULL', user_id
+async def spend_reset_links(user_id: uuid.UUID) -> None:
+    """Every open reset link of the user stops working (one was used, or the password or email changed).
+
+    Runs in the caller's `services.db.transaction()`, like `revoke_logins`.
+    """
+    await PasswordResetToken.update({PasswordResetToken.used_at: datetime.now(UTC)}).where(
+        (PasswordResetToken.user == user_id) & PasswordResetToken.used_at.is_null()
     )
 
 
-async def revoke_logins(
-    connection: asyncpg.Connection, user_id: uuid.UUID, except_family: uuid.UUID | None = None
-) -> list[uuid.UUID]:
+async def revoke_logins(user_id: uuid.UUID, except_family: uuid.UUID | None = None) -> list[uuid.UUID]:
     """Revoke every live login of the user (but `except_family`); returns the families revoked."""
-    rows = await connection.fetch(
-        """UPDATE refresh_tokens SET revoked_at = now()
-           WHERE "user" = $1 AND revoked_at IS NULL AND family_id IS DISTINCT FROM $2
-           RETURNING family_id""",
-        user_id,
-        except_family,
+    query = RefreshToken.update({RefreshToken.revoked_at: datetime.now(UTC)}).where(
+        (RefreshToken.user == user_id) & RefreshToken.revoked_at.is_null()
     )
+    if except_family is not None:
+        query = query.where(RefreshToken.family_id != except_family)
+    rows = await query.returning(RefreshToken.family_id)
     return sorted({row["family_id"] for row in rows})

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from piccolo.columns import Column
 
 from channels.protocol import FrameError
 from server import cache
@@ -31,11 +34,15 @@ from server.auth import limits
 from server.auth.identity import Principal
 from server.auth.passwords import hash_password, verify_password
 from server.auth.schemas import Session, User
-from server.auth.service import USER_COLUMNS, check_password_rule, display_name, normalise_email, start_session, user_of
+from server.auth.service import USER_FIELDS, check_password_rule, display_name, normalise_email, start_session, user_of
+from server.auth.tables import RefreshToken
+from server.auth.tables import User as UserTable
 from server.errors import conflict, not_found, unauthorized
 from server.meetings.events import close_meeting_rooms
+from server.meetings.tables import Meeting, MeetingMember
 from server.qa.publish import publish_changes
-from server.qa.service import QUESTION_COLUMNS, Change, fetch_question, in_order
+from server.qa.service import Change, fetch_question, in_order
+from server.qa.tables import Question, Vote
 from server.services import Services
 
 log = logging.getLogger("roomcast.accounts")
@@ -43,18 +50,27 @@ log = logging.getLogger("roomcast.accounts")
 SESSIONS_SQL = """
 SELECT family_id AS id, min(created_at) AS created_at, max(created_at) AS last_used_at,
        (array_agg(user_agent ORDER BY created_at DESC))[1] AS user_agent
-FROM refresh_tokens WHERE "user" = $1
+FROM refresh_tokens WHERE "user" = {}
 GROUP BY family_id
 HAVING bool_or(spent_at IS NULL AND expires_at > now()) AND NOT bool_or(revoked_at IS NOT NULL)
 ORDER BY max(created_at) DESC, family_id
 """
-"""The user's live logins: a family with an unspent, unexpired refresh token, never revoked."""
+"""The user's live logins: a family with an unspent, unexpired refresh token, never revoked.
+
+Kept in SQL (run with `RefreshToken.raw`): Piccolo has no HAVING, `bool_or` or ordered `array_agg`,
+and without them the whole history of the user's refresh tokens would be read to answer it.
+"""
 
 
-async def _checked_password(services: Services, user_id: uuid.UUID, password: str, address: str) -> asyncpg.Record:
+async def live_logins(user_id: uuid.UUID) -> list[dict[str, Any]]:
+    """`SESSIONS_SQL` for one user (in the caller's transaction, if one is open)."""
+    rows: list[dict[str, Any]] = await RefreshToken.raw(SESSIONS_SQL, user_id)
+    return rows
+
+
+async def _checked_password(services: Services, user_id: uuid.UUID, password: str, address: str) -> dict[str, Any]:
     """The user's row if `password` is theirs; 401 if not (counted like a failed login), 429 past that limit."""
-    async with services.db.pool.acquire() as connection:
-        row = await connection.fetchrow(f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE id = $1", user_id)
+    row = await UserTable.select(*USER_FIELDS, UserTable.password_hash).where(UserTable.id == user_id).first()
     if row is None:
         raise unauthorized()
     await limits.reserve_login(services, row["email"], address)
@@ -71,32 +87,31 @@ async def update_profile(services: Services, principal: Principal, patch: Profil
     email = normalise_email(patch.email) if isinstance(patch.email, str) else None
     user_id = principal.user_id
     if email is not None:
-        async with services.db.pool.acquire() as connection:
-            current = await connection.fetchval("SELECT email FROM users WHERE id = $1", user_id)
-        if current == email:
+        current = await UserTable.select(UserTable.email).where(UserTable.id == user_id).first()
+        if current is not None and current["email"] == email:
             email = None
         elif not isinstance(patch.current_password, str):
             raise unauthorized("changing the email needs current_password")
         else:
             await _checked_password(services, user_id, patch.current_password, address)
-    async with services.db.pool.acquire() as connection, connection.transaction():
+    given: dict[Column, str | None] = {UserTable.display_name: name, UserTable.email: email}
+    changes: dict[Column | str, Any] = {column: value for column, value in given.items() if value is not None}
+    async with services.db.transaction():
         try:
-            row = await connection.fetchrow(
-                f"UPDATE users SET display_name = coalesce($2, display_name), email = coalesce($3, email) "
-                f"WHERE id = $1 RETURNING {USER_COLUMNS}",
-                user_id,
-                name,
-                email,
+            rows = await (
+                UserTable.update(changes).where(UserTable.id == user_id).returning(*USER_FIELDS)
+                if changes
+                else UserTable.select(*USER_FIELDS).where(UserTable.id == user_id)
             )
         except asyncpg.UniqueViolationError:
             raise conflict("an account with this email already exists") from None
-        if row is None:
+        if not rows:
             raise unauthorized()
         if email is not None:  # links mailed to the old address must not take over the account
-            await spend_reset_links(connection, user_id)
+            await spend_reset_links(user_id)
     await cache.invalidate(services, cache.user_scope(user_id))  # the display name in cached socket identities
     log.info("accounts.profile_updated", extra={"user_id": str(user_id), "email_changed": email is not None})
-    return user_of(row)
+    return user_of(rows[0])
 
 
 async def change_password(
@@ -107,39 +122,41 @@ async def change_password(
     user = await _checked_password(services, principal.user_id, body.current_password, address)
     password_hash = await hash_password(body.new_password)
     family = principal.family_id
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        await connection.execute("UPDATE users SET password_hash = $2 WHERE id = $1", user["id"], password_hash)
-        await spend_reset_links(connection, user["id"])
-        revoked = await revoke_logins(connection, user["id"], except_family=family)
+    async with services.db.transaction():
+        await UserTable.update({UserTable.password_hash: password_hash}).where(UserTable.id == user["id"])
+        await spend_reset_links(user["id"])
+        revoked = await revoke_logins(user["id"], except_family=family)
         if family is None:  # an API key: the caller gets a new login
-            session = await start_session(services, connection, user, user_agent=user_agent)
+            session = await start_session(services, user, user_agent=user_agent)
         else:  # the caller's own login carries on: its refresh token rotates
-            await connection.execute(
-                "UPDATE refresh_tokens SET spent_at = now() WHERE family_id = $1 AND spent_at IS NULL", family
+            await RefreshToken.update({RefreshToken.spent_at: datetime.now(UTC)}).where(
+                (RefreshToken.family_id == family) & RefreshToken.spent_at.is_null()
             )
-            session = await _continue_login(services, connection, user, family, user_agent)
+            session = await _continue_login(services, user, family, user_agent)
     await end_sockets(services, user_id=user["id"], family_ids=revoked)
     log.info("accounts.password_changed", extra={"user_id": str(user["id"]), "logins_revoked": len(revoked)})
     return session
 
 
 async def _continue_login(
-    services: Services, connection: asyncpg.Connection, user: asyncpg.Record, family: uuid.UUID, user_agent: str | None
+    services: Services, user: Mapping[str, Any], family: uuid.UUID, user_agent: str | None
 ) -> Session:
     """The next session of the caller's login, keeping the user agent it started with."""
-    known = await connection.fetchval(
-        "SELECT user_agent FROM refresh_tokens WHERE family_id = $1 ORDER BY created_at DESC LIMIT 1", family
+    latest = await (
+        RefreshToken.select(RefreshToken.user_agent)
+        .where(RefreshToken.family_id == family)
+        .order_by(RefreshToken.created_at, ascending=False)
+        .first()
     )
-    return await start_session(services, connection, user, family, user_agent=known or user_agent)
+    known = latest["user_agent"] if latest is not None else None
+    return await start_session(services, user, family, user_agent=known or user_agent)
 
 
 async def list_sessions(services: Services, principal: Principal) -> list[LoginSession]:
-    async with services.db.pool.acquire() as connection:
-        rows = await connection.fetch(SESSIONS_SQL, principal.user_id)
-    return [login_session(row, principal.family_id) for row in rows]
+    return [login_session(row, principal.family_id) for row in await live_logins(principal.user_id)]
 
 
-def login_session(row: Any, current_family: uuid.UUID | None) -> LoginSession:
+def login_session(row: Mapping[str, Any], current_family: uuid.UUID | None) -> LoginSession:
     return LoginSession(
         id=row["id"],
         created_at=row["created_at"],
@@ -151,52 +168,54 @@ def login_session(row: Any, current_family: uuid.UUID | None) -> LoginSession:
 
 async def revoke_session(services: Services, principal: Principal, family_id: uuid.UUID) -> None:
     """End one of the caller's logins (404 if it is not one of theirs, or already ended)."""
-    async with services.db.pool.acquire() as connection:
-        revoked = await connection.fetchval(
-            """UPDATE refresh_tokens SET revoked_at = now()
-               WHERE family_id = $1 AND "user" = $2 AND revoked_at IS NULL
-                 AND EXISTS (SELECT 1 FROM refresh_tokens l
-                             WHERE l.family_id = $1 AND l.spent_at IS NULL AND l.expires_at > now())
-                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = $1 AND r.revoked_at IS NOT NULL)
-               RETURNING true""",
-            family_id,
-            principal.user_id,
+    now = datetime.now(UTC)
+    async with services.db.transaction():
+        tokens = await (
+            RefreshToken.select(RefreshToken.spent_at, RefreshToken.expires_at, RefreshToken.revoked_at)
+            .where((RefreshToken.family_id == family_id) & (RefreshToken.user == principal.user_id))
+            .lock_rows()
         )
-    if not revoked:
+        live = any(t["spent_at"] is None and t["expires_at"] > now for t in tokens)
+        ended = any(t["revoked_at"] is not None for t in tokens)
+        if live and not ended:
+            await RefreshToken.update({RefreshToken.revoked_at: now}).where(RefreshToken.family_id == family_id)
+    if not live or ended:
         raise not_found("no such session")
     await end_sockets(services, user_id=principal.user_id, family_ids=[family_id])
     log.info("accounts.session_revoked", extra={"user_id": str(principal.user_id), "family_id": str(family_id)})
+
+
+QUESTION_FIELDS = (*Question.all_columns(), Question.author._.display_name.as_alias("author_name"))
+"""A question as the Q&A service reads it (`server.qa.service.fetch_question`): every column and the author's name."""
 
 
 async def delete_account(services: Services, principal: Principal, password: str, address: str) -> None:
     """Delete the caller's account after checking their password (see the module docstring for what stays)."""
     user = await _checked_password(services, principal.user_id, password, address)
     user_id = user["id"]
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        owned = [
-            r["id"] for r in await connection.fetch("SELECT id FROM meetings WHERE owner = $1 FOR UPDATE", user_id)
-        ]
-        touched = await connection.fetch(
-            """SELECT meeting FROM questions WHERE author = $1
-               UNION SELECT q.meeting FROM votes v JOIN questions q ON q.id = v.question WHERE v."user" = $1
-               UNION SELECT meeting FROM meeting_members WHERE "user" = $1""",
-            user_id,
-        )
-        asked = await connection.fetch(
-            f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author "
-            "WHERE q.author = $1 AND q.meeting <> ALL($2::uuid[])",
-            user_id,
-            owned,
-        )
-        await connection.execute("UPDATE questions SET anonymous = true WHERE author = $1", user_id)
-        await connection.execute("DELETE FROM meetings WHERE owner = $1", user_id)
-        await connection.execute("DELETE FROM users WHERE id = $1", user_id)
-    meetings = {*owned, *(r["meeting"] for r in touched)}
+    async with services.db.transaction():
+        owned = await Meeting.select(Meeting.id).where(Meeting.owner == user_id).lock_rows().output(as_list=True)
+        touched = {
+            *await Question.select(Question.meeting).where(Question.author == user_id).distinct().output(as_list=True),
+            *await Vote.select(Vote.question._.meeting).where(Vote.user == user_id).distinct().output(as_list=True),
+            *await MeetingMember.select(MeetingMember.meeting)
+            .where(MeetingMember.user == user_id)
+            .distinct()
+            .output(as_list=True),
+        }
+        asked = Question.select(*QUESTION_FIELDS).where(Question.author == user_id)
+        if owned:  # their questions in meetings they own go with those meetings
+            asked = asked.where(Question.meeting.not_in(owned))
+        questions = await asked
+        await Question.update({Question.anonymous: True}).where(Question.author == user_id)
+        await Meeting.delete().where(Meeting.owner == user_id)
+        await UserTable.delete().where(UserTable.id == user_id)
+    meetings = {*owned, *touched}
     await cache.invalidate(services, cache.user_scope(user_id), *(cache.meeting_scope(m) for m in meetings))
     await end_sockets(services, user_id=user_id, family_ids=None)
     for meeting_id in owned:
         await close_meeting_rooms(services, meeting_id)
-    await _show_authors_gone(services, [dict(row) for row in asked])
+    await _show_authors_gone(services, questions)
     log.info("accounts.deleted", extra={"user_id": str(user_id), "meetings_deleted": len(owned)})
 
 

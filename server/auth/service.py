@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,9 @@ from server.auth import limits, revocation
 from server.auth.identity import API_KEY_PREFIX
 from server.auth.passwords import hash_password, needs_rehash, verify_password
 from server.auth.schemas import ApiKey, ApiKeyCreated, LoginIn, RegisterIn, Session, User
+from server.auth.tables import ApiKey as ApiKeyTable
+from server.auth.tables import RefreshToken
+from server.auth.tables import User as UserTable
 from server.auth.tokens import issue_access_token, new_secret, secret_hash
 from server.errors import conflict, not_found, unauthorized
 from server.rest import EMAIL, clean_text, invalid
@@ -42,7 +46,8 @@ MAX_USER_AGENT = 300
 
 _EMAIL = re.compile(EMAIL)
 
-USER_COLUMNS = "id, email, display_name, created_at"
+USER_FIELDS = (UserTable.id, UserTable.email, UserTable.display_name, UserTable.created_at)
+"""The columns of `users` that `user_of` reads."""
 
 
 def normalise_email(raw: str) -> str:
@@ -67,7 +72,8 @@ def check_password_rule(password: str, field: str) -> None:
         raise invalid(field, f"{field} must be at most {MAX_PASSWORD} characters")
 
 
-def user_of(row: asyncpg.Record | dict[str, Any]) -> User:
+def user_of(row: Mapping[str, Any]) -> User:
+    """The documented `User` of a `users` row selected with (at least) `USER_FIELDS`."""
     return User(id=row["id"], email=row["email"], display_name=row["display_name"], created_at=row["created_at"])
 
 
@@ -76,23 +82,17 @@ async def register(services: Services, body: RegisterIn, user_agent: str | None 
     email = normalise_email(body.email)
     check_password_rule(body.password, "password")
     name = display_name(body.display_name)
-    async with services.db.pool.acquire() as connection:
-        if await connection.fetchval("SELECT 1 FROM users WHERE email = $1", email):
-            raise conflict("an account with this email already exists")
+    if await UserTable.exists().where(UserTable.email == email):
+        raise conflict("an account with this email already exists")
     password_hash = await hash_password(body.password)
-    async with services.db.pool.acquire() as connection, connection.transaction():
+    async with services.db.transaction():
         try:
-            row = await connection.fetchrow(
-                f"INSERT INTO users (id, email, password_hash, display_name) VALUES ($1, $2, $3, $4) "
-                f"RETURNING {USER_COLUMNS}",
-                uuid.uuid4(),
-                email,
-                password_hash,
-                name,
-            )
+            [row] = await UserTable.insert(
+                UserTable(email=email, password_hash=password_hash, display_name=name)
+            ).returning(*USER_FIELDS)
         except asyncpg.UniqueViolationError:
             raise conflict("an account with this email already exists") from None
-        session = await start_session(services, connection, row, user_agent=user_agent)
+        session = await start_session(services, row, user_agent=user_agent)
     log.info("auth.registered", extra={"user_id": str(row["id"])})
     return session
 
@@ -103,49 +103,49 @@ async def login(services: Services, body: LoginIn, address: str, user_agent: str
     await limits.reserve_login(services, email, address)
     row = None
     if _EMAIL.search(email):  # no account has another shape (and PostgreSQL refuses a NUL in text)
-        async with services.db.pool.acquire() as connection:
-            row = await connection.fetchrow(
-                f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = $1 AND guest_meeting_id IS NULL", email
-            )
+        row = await (
+            UserTable.select(*USER_FIELDS, UserTable.password_hash)
+            .where((UserTable.email == email) & UserTable.guest_meeting_id.is_null())
+            .first()
+        )
     stored = row["password_hash"] if row is not None else None
     if not await verify_password(stored, body.password) or row is None:
         log.info("auth.login_failed", extra={"user_id": str(row["id"]) if row else None, "client": address})
         raise unauthorized("wrong email or password")
     await limits.login_succeeded(services, email, address)
-    async with services.db.pool.acquire() as connection, connection.transaction():
+    async with services.db.transaction():
         if needs_rehash(stored or ""):
-            await connection.execute(
-                "UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], await hash_password(body.password)
+            await UserTable.update({UserTable.password_hash: await hash_password(body.password)}).where(
+                UserTable.id == row["id"]
             )
             log.info("auth.password_rehashed", extra={"user_id": str(row["id"])})
-        session = await start_session(services, connection, row, user_agent=user_agent)
+        session = await start_session(services, row, user_agent=user_agent)
     log.info("auth.login", extra={"user_id": str(row["id"]), "client": address})
     return session
 
 
 async def start_session(
     services: Services,
-    connection: asyncpg.Connection,
-    user: asyncpg.Record,
+    user: Mapping[str, Any],
     family_id: uuid.UUID | None = None,
     *,
     user_agent: str | None = None,
 ) -> Session:
-    """Issue an access token and a refresh token (a new family unless `family_id`), inside the caller's transaction.
+    """Issue an access token and a refresh token (a new family unless `family_id`) for a `users` row.
 
+    Called inside the caller's `services.db.transaction()`: the refresh token is stored in it.
     `user_agent` (the client's `User-Agent`, cut to 300 characters) is what `GET /me/sessions` shows.
     """
     family_id = family_id or uuid.uuid4()
     refresh_token = new_secret()
-    await connection.execute(
-        'INSERT INTO refresh_tokens (id, "user", family_id, token_hash, expires_at, user_agent) '
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        uuid.uuid4(),
-        user["id"],
-        family_id,
-        secret_hash(refresh_token),
-        datetime.now(UTC) + timedelta(seconds=services.settings.refresh_token_ttl_s),
-        user_agent[:MAX_USER_AGENT] if user_agent else None,
+    await RefreshToken.insert(
+        RefreshToken(
+            user=user["id"],
+            family_id=family_id,
+            token_hash=secret_hash(refresh_token),
+            expires_at=datetime.now(UTC) + timedelta(seconds=services.settings.refresh_token_ttl_s),
+            user_agent=user_agent[:MAX_USER_AGENT] if user_agent else None,
+        )
     )
     settings = services.settings
     return Session(
@@ -161,11 +161,20 @@ async def refresh(services: Services, token: str) -> Session:
     """Spend `token` and return the next session of its family; a spent token revokes the family (401)."""
     outcome = "ok"
     session: Session | None = None
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            'SELECT id, "user", family_id, expires_at, spent_at, revoked_at, user_agent FROM refresh_tokens '
-            "WHERE token_hash = $1 FOR UPDATE",
-            secret_hash(token),
+    async with services.db.transaction():
+        row = await (
+            RefreshToken.select(
+                RefreshToken.id,
+                RefreshToken.user,
+                RefreshToken.family_id,
+                RefreshToken.expires_at,
+                RefreshToken.spent_at,
+                RefreshToken.revoked_at,
+                RefreshToken.user_agent,
+            )
+            .where(RefreshToken.token_hash == secret_hash(token))
+            .lock_rows()
+            .first()
         )
         if row is None:
             outcome = "unknown"
@@ -173,13 +182,14 @@ async def refresh(services: Services, token: str) -> Session:
             outcome = "revoked"
         elif row["spent_at"] is not None:
             outcome = "reused"
-            await _revoke_family(connection, row["family_id"])
+            await revoke_family(row["family_id"])
         elif row["expires_at"] <= datetime.now(UTC):
             outcome = "expired"
         else:
-            await connection.execute("UPDATE refresh_tokens SET spent_at = now() WHERE id = $1", row["id"])
-            user = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", row["user"])
-            session = await start_session(services, connection, user, row["family_id"], user_agent=row["user_agent"])
+            await RefreshToken.update({RefreshToken.spent_at: datetime.now(UTC)}).where(RefreshToken.id == row["id"])
+            user = await UserTable.select(*USER_FIELDS).where(UserTable.id == row["user"]).first()
+            if user is not None:  # the token's row goes with its user's, so the user is there
+                session = await start_session(services, user, row["family_id"], user_agent=row["user_agent"])
     if session is None:
         extra = {"outcome": outcome}
         if row is not None:
@@ -195,30 +205,33 @@ async def refresh(services: Services, token: str) -> Session:
 
 async def logout(services: Services, token: str) -> None:
     """End the login `token` belongs to: spend it and revoke its family. Unknown tokens are ignored (204)."""
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        row = await connection.fetchrow(
-            'SELECT id, "user", family_id FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE', secret_hash(token)
+    async with services.db.transaction():
+        row = await (
+            RefreshToken.select(RefreshToken.id, RefreshToken.user, RefreshToken.family_id)
+            .where(RefreshToken.token_hash == secret_hash(token))
+            .lock_rows()
+            .first()
         )
         if row is None:
             return
-        await connection.execute(
-            "UPDATE refresh_tokens SET spent_at = coalesce(spent_at, now()) WHERE id = $1", row["id"]
+        await RefreshToken.update({RefreshToken.spent_at: datetime.now(UTC)}).where(
+            (RefreshToken.id == row["id"]) & RefreshToken.spent_at.is_null()
         )
-        await _revoke_family(connection, row["family_id"])
+        await revoke_family(row["family_id"])
     await cache.invalidate(services, cache.user_scope(row["user"]))
     await revocation.end_login_sockets(services, user_id=row["user"], family_ids=[row["family_id"]])
     log.info("auth.logout", extra={"user_id": str(row["user"]), "family_id": str(row["family_id"])})
 
 
-async def _revoke_family(connection: asyncpg.Connection, family_id: uuid.UUID) -> None:
-    await connection.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", family_id
+async def revoke_family(family_id: uuid.UUID) -> None:
+    """Mark every refresh token of one login revoked (in the caller's transaction, if one is open)."""
+    await RefreshToken.update({RefreshToken.revoked_at: datetime.now(UTC)}).where(
+        (RefreshToken.family_id == family_id) & RefreshToken.revoked_at.is_null()
     )
 
 
 async def get_user(services: Services, user_id: uuid.UUID) -> User:
-    async with services.db.pool.acquire() as connection:
-        row = await connection.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
+    row = await UserTable.select(*USER_FIELDS).where(UserTable.id == user_id).first()
     if row is None:  # deleted between authentication and now
         raise unauthorized()
     return user_of(row)
@@ -228,36 +241,32 @@ async def create_api_key(services: Services, user_id: uuid.UUID, name: str) -> A
     """A new key, returned in clear this once; only its SHA-256 is stored."""
     name = clean_text(name, "name", max_length=MAX_KEY_NAME)
     key = new_secret(API_KEY_PREFIX)
-    async with services.db.pool.acquire() as connection:
-        row = await connection.fetchrow(
-            'INSERT INTO api_keys (id, "user", name, key_hash) VALUES ($1, $2, $3, $4) RETURNING id, name, created_at',
-            uuid.uuid4(),
-            user_id,
-            name,
-            secret_hash(key),
-        )
+    [row] = await ApiKeyTable.insert(ApiKeyTable(user=user_id, name=name, key_hash=secret_hash(key))).returning(
+        ApiKeyTable.id, ApiKeyTable.name, ApiKeyTable.created_at
+    )
     log.info("auth.api_key_created", extra={"user_id": str(user_id), "api_key_id": str(row["id"])})
     return ApiKeyCreated(id=row["id"], name=row["name"], key=key, created_at=row["created_at"])
 
 
+API_KEY_FIELDS = (ApiKeyTable.id, ApiKeyTable.name, ApiKeyTable.created_at, ApiKeyTable.last_used_at)
+"""The columns of `api_keys` that the documented `ApiKey` shows (never its hash)."""
+
+
 async def list_api_keys(services: Services, user_id: uuid.UUID) -> list[ApiKey]:
-    async with services.db.pool.acquire() as connection:
-        rows = await connection.fetch(
-            'SELECT id, name, created_at, last_used_at FROM api_keys WHERE "user" = $1 ORDER BY created_at, id',
-            user_id,
-        )
-    return [
-        ApiKey(id=r["id"], name=r["name"], created_at=r["created_at"], last_used_at=r["last_used_at"]) for r in rows
-    ]
+    rows = await (
+        ApiKeyTable.select(*API_KEY_FIELDS)
+        .where(ApiKeyTable.user == user_id)
+        .order_by(ApiKeyTable.created_at, ApiKeyTable.id)
+    )
+    return [ApiKey(**row) for row in rows]
 
 
 async def delete_api_key(services: Services, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
     """Delete one of the caller's keys (404 for anyone else's); dead at once, as `resolve_token` reads the table."""
-    async with services.db.pool.acquire() as connection:
-        deleted = await connection.fetchval(
-            'DELETE FROM api_keys WHERE id = $1 AND "user" = $2 RETURNING id', key_id, user_id
-        )
-    if deleted is None:
+    deleted = await (
+        ApiKeyTable.delete().where((ApiKeyTable.id == key_id) & (ApiKeyTable.user == user_id)).returning(ApiKeyTable.id)
+    )
+    if not deleted:
         raise not_found("no such API key")
     await revocation.end_api_key_sockets(services, user_id=user_id, api_key_ids=[key_id])
     log.info("auth.api_key_deleted", extra={"user_id": str(user_id), "api_key_id": str(key_id)})
