@@ -113,11 +113,10 @@ async def login(services: Services, body: LoginIn, address: str, user_agent: str
         log.info("auth.login_failed", extra={"user_id": str(row["id"]) if row else None, "client": address})
         raise unauthorized("wrong email or password")
     await limits.login_succeeded(services, email, address)
+    rehashed = await hash_password(body.password) if needs_rehash(stored or "") else None  # before the transaction
     async with services.db.transaction():
-        if needs_rehash(stored or ""):
-            await UserTable.update({UserTable.password_hash: await hash_password(body.password)}).where(
-                UserTable.id == row["id"]
-            )
+        if rehashed is not None:
+            await UserTable.update({UserTable.password_hash: rehashed}).where(UserTable.id == row["id"])
             log.info("auth.password_rehashed", extra={"user_id": str(row["id"])})
         session = await start_session(services, row, user_agent=user_agent)
     log.info("auth.login", extra={"user_id": str(row["id"]), "client": address})
