@@ -52,7 +52,7 @@ async def test_the_app_and_its_in_process_worker_share_one_engine_and_its_transa
 async def test_the_periodic_credential_check_takes_more_sockets_than_one_statement_may_bind(
     settings: Settings,
 ) -> None:
-    """Piccolo binds one parameter per id and PostgreSQL takes 32,767: 40,000 sockets still get one answer."""
+    """More sockets than the 32,767 parameters one statement may bind (as `is_in(list)` would) get one answer."""
     redis = aioredis.Redis.from_url(settings.redis_url or "")
     services = Services(settings, Database(settings.database_url or "", min_size=0), redis, Broker(redis, "unused"))
     await services.db.start()

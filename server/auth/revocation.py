@@ -23,8 +23,7 @@ import logging
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 
-from piccolo.columns import Column
-from piccolo.custom_types import Combinable
+from piccolo.querystring import QueryString
 
 from channels.protocol import CloseCode
 from channels.seams import Identity
@@ -126,7 +125,7 @@ async def revoked_credentials(services: Services, identities: Sequence[Identity]
     """Which of these sockets' credentials no longer stand for anyone (the gateway's periodic check).
 
     A login whose family was revoked, an API key that was deleted, a user (guest or not) who was
-    deleted: one query each (per 1,000 ids) for the whole process, whatever the number of sockets.
+    deleted: one query each for the whole process, whatever the number of sockets.
     """
     families: set[uuid.UUID] = set()
     keys: set[uuid.UUID] = set()
@@ -144,26 +143,25 @@ async def revoked_credentials(services: Services, identities: Sequence[Identity]
             keys.add(parsed)
     if not users:
         return set()
-    revoked_families = await _present(RefreshToken.family_id, families, RefreshToken.revoked_at.is_not_null())
-    live_keys = await _present(ApiKey.id, keys)
-    live_users = await _present(User.id, users)
+    revoked_families = await (
+        RefreshToken.select(RefreshToken.family_id)
+        .where(RefreshToken.family_id.is_in(_any_of(families)), RefreshToken.revoked_at.is_not_null())
+        .distinct()
+        .output(as_list=True)
+    )
+    live_keys = await ApiKey.select(ApiKey.id).where(ApiKey.id.is_in(_any_of(keys))).output(as_list=True)
+    live_users = await User.select(User.id).where(User.id.is_in(_any_of(users))).output(as_list=True)
     revoked = {login_credential(f) for f in revoked_families}
-    revoked |= {api_key_credential(k) for k in keys - live_keys}
-    gone = {str(u) for u in users - live_users}
+    revoked |= {api_key_credential(k) for k in keys - set(live_keys)}
+    gone = {str(u) for u in users - set(live_users)}
     revoked |= {i.credential for i in identities if i.user_id in gone and i.credential}
     return revoked
 
 
-BATCH = 1000
-"""Ids per query: Piccolo's `is_in` binds one parameter per id, and PostgreSQL takes at most 32,767."""
+def _any_of(ids: set[uuid.UUID]) -> QueryString:
+    """The ids as one array parameter, for `is_in`: the one SQL fragment here.
 
-
-async def _present(column: Column, ids: set[uuid.UUID], *where: Combinable) -> set[uuid.UUID]:
-    """Which of `ids` are values of `column` in rows that also match `where`."""
-    found: set[uuid.UUID] = set()
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), BATCH):
-        batch = ordered[start : start + BATCH]
-        query = column._meta.table.select(column).where(column.is_in(batch), *where).distinct()
-        found.update(await query.output(as_list=True))
-    return found
+    Piccolo's `is_in(list)` binds a parameter per id; PostgreSQL takes at most 32,767, and
+    40,000 sockets' ids cost 0.7 s of CPU and 3.7 s in batches that way, 0.03 s and 0.3 s as an array.
+    """
+    return QueryString("SELECT unnest({}::uuid[])", list(ids))
