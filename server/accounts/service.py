@@ -195,14 +195,7 @@ async def delete_account(services: Services, principal: Principal, password: str
     user_id = user["id"]
     async with services.db.transaction():
         owned = await Meeting.select(Meeting.id).where(Meeting.owner == user_id).lock_rows().output(as_list=True)
-        touched = {
-            *await Question.select(Question.meeting).where(Question.author == user_id).distinct().output(as_list=True),
-            *await Vote.select(Vote.question._.meeting).where(Vote.user == user_id).distinct().output(as_list=True),
-            *await MeetingMember.select(MeetingMember.meeting)
-            .where(MeetingMember.user == user_id)
-            .distinct()
-            .output(as_list=True),
-        }
+        touched = await _meetings_with_traces(user_id)
         asked = Question.select(*QUESTION_FIELDS).where(Question.author == user_id)
         if owned:  # their questions in meetings they own go with those meetings
             asked = asked.where(Question.meeting.not_in(owned))
@@ -217,6 +210,18 @@ async def delete_account(services: Services, principal: Principal, password: str
         await close_meeting_rooms(services, meeting_id)
     await _show_authors_gone(services, questions)
     log.info("accounts.deleted", extra={"user_id": str(user_id), "meetings_deleted": len(owned)})
+
+
+async def _meetings_with_traces(user_id: uuid.UUID) -> set[uuid.UUID]:
+    """The meetings where the user asked, voted or has a role (their cached roles and views change)."""
+    found: set[uuid.UUID] = set()
+    for query in (
+        Question.select(Question.meeting).where(Question.author == user_id),
+        Vote.select(Vote.question._.meeting).where(Vote.user == user_id),
+        MeetingMember.select(MeetingMember.meeting).where(MeetingMember.user == user_id),
+    ):
+        found.update(await query.distinct().output(as_list=True))
+    return found
 
 
 async def _show_authors_gone(services: Services, questions: list[dict[str, Any]]) -> None:
