@@ -18,6 +18,7 @@ migration exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -48,8 +49,9 @@ class _Started:
     users: int = 0
 
 
-_STARTED: dict[str, _Started] = {}
-"""The engine of each URL that has a started `Database` in this process, and how many are started."""
+_STARTED: dict[tuple[str, asyncio.AbstractEventLoop], _Started] = {}
+"""The engine of each URL (and event loop: a pool serves only the loop that opened it) that has a
+started `Database` in this process, and how many of them are started."""
 
 
 class Database:
@@ -60,43 +62,50 @@ class Database:
         self.engine = PostgresEngine(config={"dsn": url}, extensions=())
         """Replaced at `start()` by the engine already started for this URL, if there is one."""
         self._pool_size = (min_size, max_size)
-        self._started = False
+        self._started: tuple[str, asyncio.AbstractEventLoop] | None = None
 
     def bind(self) -> None:
         """Point Piccolo's configuration and every table (roomcast's and Piccolo's `Migration`) at this engine."""
         _bind(self.engine)
 
     async def start(self) -> None:
-        """Open the pool (or share the one this URL already has) and bind Piccolo to it.
+        """Open the pool (or share the one this URL already has in this event loop) and bind Piccolo to it.
 
         Must run inside the event loop that will use it. The first `Database` started for a URL
         sets the pool's size; the pool closes when the last of them closes.
         """
-        started = _STARTED.get(self.url)
+        key = (self.url, asyncio.get_running_loop())
+        started = _STARTED.get(key)
         if started is None:
             await self.engine.start_connection_pool(min_size=self._pool_size[0], max_size=self._pool_size[1])
-            started = _STARTED.get(self.url)
+            started = _STARTED.get(key)
             if started is None:
-                started = _STARTED[self.url] = _Started(self.engine)
+                started = _STARTED[key] = _Started(self.engine)
             else:  # another start of this URL finished first: use its pool
                 await self.engine.close_connection_pool()
         self.engine = started.engine
         started.users += 1
-        self._started = True
+        self._started = key
         self.bind()
 
     async def close(self) -> None:
-        if not self._started:
-            return
-        self._started = False
-        started = _STARTED.get(self.url)
-        if started is None or started.engine is not self.engine:
+        """Give up this `Database`'s share of the pool; the last one closes it.
+
+        If the tables were bound to it and another `Database` is still started (a test's own next
+        to an app running in another event loop), they are bound to that one again.
+        """
+        key, self._started = self._started, None
+        started = _STARTED.get(key) if key is not None else None
+        if key is None or started is None or started.engine is not self.engine:
             return
         started.users -= 1
-        if started.users == 0:
-            del _STARTED[self.url]
-            if self.engine.pool is not None:
-                await self.engine.close_connection_pool()
+        if started.users > 0:
+            return
+        del _STARTED[key]
+        if self.engine.pool is not None:
+            await self.engine.close_connection_pool()
+        if piccolo_conf.DB is self.engine and _STARTED:
+            _bind(list(_STARTED.values())[-1].engine)
 
     @property
     def pool(self) -> asyncpg.Pool:
