@@ -17,7 +17,6 @@ another `heartbeat_s` is dropped; on SIGTERM every socket gets close 1012.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -69,7 +68,7 @@ from channels.protocol import (
 from channels.rooms import RoomHub
 from channels.seams import Identity, merge_routers
 from channels.session import Session
-from channels.transport import choose_writer
+from channels.transport import WriteBatch, choose_writer
 
 log = logging.getLogger("roomcast.ws")
 
@@ -86,6 +85,7 @@ class Gateway:
         self.hub = Hub(config.pubsub, metrics=self.metrics)
         self.rooms = RoomHub(self.hub, config.stream, config.policies, config.presence)
         self.sessions: dict[str, Session] = {}
+        self.batch = WriteBatch()
         self.control = Control(self.sessions, config.credential_check, config.credential_check_s)
         self.hub.register(on_resync=self.rooms.resync, on_control=self.control.disconnect)
         core = set(CORE_CLIENT_FRAMES)
@@ -180,11 +180,12 @@ class Gateway:
             close_timeout_s=config.close_timeout_s,
             rate_limit=config.rate_limit,
             address=address,
+            batch=self.batch,
         )
         session.reader = asyncio.current_task()
         self.sessions[session.session_id] = session
+        self.control.expiries.add(session)
         self.metrics.connections.inc()
-        writer = asyncio.create_task(session.write_forever(), name=f"roomcast.ws.writer:{session.session_id}")
         log.info(
             "ws.authenticated",
             extra={
@@ -222,16 +223,14 @@ class Gateway:
             if task is not None:
                 task.uncancel()
         finally:
-            await self._cleanup(session, writer, disconnect_code)
+            await self._cleanup(session, disconnect_code)
 
-    async def _cleanup(self, session: Session, writer: asyncio.Task[None], code: Any) -> None:
+    async def _cleanup(self, session: Session, code: Any) -> None:
         self.sessions.pop(session.session_id, None)
-        session.cancel_timers()
+        self.control.expiries.discard(session)
         if session.close_code is None:
             session.close_code = code if isinstance(code, int) else 1005
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        await session.stop()
         try:
             await self.rooms.leave_all(session)
         except Exception:
