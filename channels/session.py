@@ -28,10 +28,10 @@ from typing import Any
 from channels.codec import encode, frame_type
 from channels.envelope import Envelope
 from channels.flood import CLOSED, JOIN_LIMIT, Bucket, RateLimit
-from channels.hub import Subscription
 from channels.metrics import Metrics
 from channels.protocol import Close, CloseCode, ServerFrame
 from channels.seams import Identity
+from channels.subscription import Subscription
 from channels.transport import Own, WriteBatch, Writer
 
 log = logging.getLogger("roomcast.ws")
