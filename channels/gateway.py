@@ -144,6 +144,8 @@ class Gateway:
             batch=self.batch,
         )
         session.reader = asyncio.current_task()
+        if session.socket is not None:
+            session.socket.release_handshake()
         self.sessions[session.session_id] = session
         self.control.expiries.add(session)
         self.metrics.connections.inc()

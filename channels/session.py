@@ -33,6 +33,7 @@ from channels.protocol import Close, CloseCode, ServerFrame
 from channels.seams import Identity
 from channels.subscription import Subscription
 from channels.transport import Own, WriteBatch, Writer
+from channels.wire import DirectSocket
 
 log = logging.getLogger("roomcast.ws")
 
@@ -132,6 +133,11 @@ class Session:
     def direct(self) -> bool:
         """Frames are written straight to the socket, not through ASGI `send`."""
         return self._writer.direct
+
+    @property
+    def socket(self) -> DirectSocket | None:
+        """The uvicorn connection written to directly (None on the ASGI path)."""
+        return self._direct
 
     @property
     def backlogged(self) -> bool:

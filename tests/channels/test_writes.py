@@ -185,3 +185,23 @@ async def test_an_expiring_credential_closes_its_socket_with_4401_within_a_secon
         await lasting.disconnect()
         await expiring.disconnect()
         assert len(process.gateway.control.expiries) == 0
+
+
+async def test_releasing_the_handshake_keeps_every_incoming_message_in_order() -> None:
+    connection = Connection()
+    connection.request, connection.response = object(), object()  # type: ignore[attr-defined]
+    connection.scope = {"headers": [(b"origin", b"https://example.org")], "path": "/ws"}  # type: ignore[attr-defined]
+    connection.queue = asyncio.Queue()  # type: ignore[attr-defined]
+    connection.queue.put_nowait({"type": "websocket.receive", "text": "first"})  # type: ignore[attr-defined]
+    DirectSocket(connection).release_handshake()
+    assert connection.request is None and connection.response is None  # type: ignore[attr-defined]
+    assert connection.scope == {"headers": [], "path": "/ws"}  # type: ignore[attr-defined]
+    inbox = connection.queue  # type: ignore[attr-defined]
+    assert not isinstance(inbox, asyncio.Queue) and inbox.qsize() == 1
+    assert (await inbox.get())["text"] == "first" and inbox.empty()
+    waiting = asyncio.ensure_future(inbox.get())
+    await turns()
+    inbox.put_nowait({"type": "websocket.receive", "text": "second"})
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    assert (await waiting)["text"] == "second"
+    assert (await inbox.get())["type"] == "websocket.disconnect"
