@@ -238,10 +238,13 @@ class Hub:
             else:
                 sub.subscriber.overflow()
         if entry.subs and envelope.published_at is not None:
-            # once per event: every local member has it written (or queued behind a slow socket)
-            self.metrics.fanout_latency.observe(max(0.0, time.time() - envelope.published_at))
+            # once per event, once every local member has it written (the iteration's `WriteBatch` runs first) or queued
+            asyncio.get_running_loop().call_soon(self._observe_fanout, envelope.published_at)
         if behind:
             self._request_resync(entry)
+
+    def _observe_fanout(self, published_at: float) -> None:
+        self.metrics.fanout_latency.observe(max(0.0, time.time() - published_at))
 
     # --- resync: the unsolicited `joined` ------------------------------------------------------
 
