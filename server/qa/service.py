@@ -9,6 +9,7 @@ questions run inside `in_order`, so they commit and publish one at a time per me
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -102,6 +103,79 @@ _INSERT_QUESTION = f"""WITH q AS (
 )
 SELECT {QUESTION_COLUMNS} FROM q LEFT JOIN users u ON u.id = q.author"""
 
+_ASK = f"""WITH m AS (
+    SELECT status, settings, settings = $10::jsonb AS settings_unchanged,
+           EXISTS (SELECT 1 FROM mutes WHERE meeting = $2 AND "user" = $3) AS asker_muted
+    FROM meetings WHERE id = $2
+), q AS (
+    INSERT INTO questions (id, meeting, author, text, status, anonymous, flagged, flagged_words, client_id)
+    SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::boolean, $7::boolean, $8::text[], $9::text FROM m
+    WHERE m.settings_unchanged AND NOT m.asker_muted AND m.status NOT IN ('ended', 'cancelled')
+    ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT m.status AS meeting_status, m.settings AS meeting_settings, m.settings_unchanged, m.asker_muted,
+       {QUESTION_COLUMNS}
+FROM m LEFT JOIN q ON true LEFT JOIN users u ON u.id = q.author"""
+"""An ask in one statement, for a meeting whose settings this process knows (`AskContexts`): stores
+the question only if the meeting still has those settings, is open and the asker is not muted;
+returns the meeting's state either way (no row: no such meeting)."""
+
+_ASK_STATE = ("meeting_status", "meeting_settings", "settings_unchanged", "asker_muted")
+
+
+class AskContexts:
+    """Each meeting's status and stored settings as this process last read them (a bounded LRU).
+
+    With them an ask checks its rules first and then takes one statement (`_ASK`) instead of two:
+    the statement re-reads the meeting and stores the question only if its settings are still
+    these, it is open and the asker is not muted. Otherwise nothing is stored and the ask starts
+    again from a fresh read, so a settings change applies to the very next ask, as without them,
+    and nothing has to invalidate them.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[uuid.UUID, tuple[str, str, MeetingSettings]] = OrderedDict()
+
+    def get(self, meeting_id: uuid.UUID) -> tuple[str, str, MeetingSettings] | None:
+        """(status, settings as stored, settings) of the meeting, if known."""
+        entry = self._entries.get(meeting_id)
+        if entry is not None:
+            self._entries.move_to_end(meeting_id)
+        return entry
+
+    def put(self, meeting_id: uuid.UUID, status: str, stored: Any) -> MeetingSettings:
+        settings = qa_settings(stored)
+        if isinstance(stored, str):
+            self._entries[meeting_id] = (status, stored, settings)
+            self._entries.move_to_end(meeting_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return settings
+
+    def drop(self, meeting_id: uuid.UUID) -> None:
+        self._entries.pop(meeting_id, None)
+
+
+def _new_question(
+    meeting_id: uuid.UUID,
+    author_id: uuid.UUID,
+    text: str,
+    anonymous: bool,
+    client_id: str | None,
+    settings: MeetingSettings,
+) -> tuple[Any, ...]:
+    """The insert's arguments for an ask that passes the meeting's Q&A rules; FrameError if it does not."""
+    if anonymous and not settings.anonymous_questions:
+        raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
+    text = clean_text(text, settings.max_question_length)
+    if client_id is not None and not 1 <= len(client_id) <= 100:
+        raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
+    flagged_words = blocked_words_in(text, settings.blocked_words)
+    status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+    return (uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id)
+
 
 async def ask(
     pool: asyncpg.Pool,
@@ -112,46 +186,67 @@ async def ask(
     anonymous: bool,
     client_id: str | None,
     admit: Callable[[], Awaitable[None]] | None = None,
+    refund: Callable[[], Awaitable[None]] | None = None,
+    contexts: AskContexts | None = None,
 ) -> tuple[Row, bool]:
     """Store a new question; returns (question, created). A repeated client_id returns the first one.
 
     `admit` (the asker's rate limit) runs once the ask has passed every rule, just before the
     insert: an ask refused for its text (blank, too long, control characters) or its meeting's
-    state does not use up one of the asker's questions per minute.
+    state does not use up one of the asker's questions per minute (`refund` gives back one that
+    `admit` took when the meeting turns out to have changed).
 
-    Two statements and no transaction: asks are the hot write of a town hall, and a transaction
-    would add two round trips without closing any race (a meeting ending between the check and
-    the insert is the same under READ COMMITTED either way).
+    No transaction: asks are the hot write of a town hall. With `contexts` and a meeting seen
+    before, one statement (`_ASK`); otherwise two (the meeting's state, then the insert). A
+    transaction would add round trips without closing any race (a meeting ending between the
+    check and the insert is the same under READ COMMITTED either way).
     """
     async with pool.acquire() as connection:
+        known = contexts.get(meeting_id) if contexts is not None else None
+        if contexts is not None and known is not None and known[0] not in CLOSED_MEETING:
+            _, stored, settings = known
+            question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
+            if admit is not None:
+                await admit()
+            row = await connection.fetchrow(_ASK, *question, stored)
+            if row is not None and row["id"] is not None:
+                return {k: v for k, v in row.items() if k not in _ASK_STATE}, True
+            unchanged = row is not None and row["settings_unchanged"] and not row["asker_muted"]
+            if unchanged and row["meeting_status"] not in CLOSED_MEETING:  # then only a repeated client_id
+                return await _asked_before(connection, meeting_id, author_id, client_id), False
+            contexts.drop(meeting_id)  # changed: the rules are checked again against what is stored now
+            if refund is not None:
+                await refund()
         context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
         if context is None:
             raise not_found("meeting")
-        meeting_status, settings = context["status"], qa_settings(context["settings"])
+        meeting_status = context["status"]
+        if contexts is not None:
+            settings = contexts.put(meeting_id, meeting_status, context["settings"])
+        else:
+            settings = qa_settings(context["settings"])
         if meeting_status in CLOSED_MEETING:
             raise meeting_closed(meeting_status, "questions")
         if context["muted"]:
             raise muted()
-        if anonymous and not settings.anonymous_questions:
-            raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
-        text = clean_text(text, settings.max_question_length)
-        if client_id is not None and not 1 <= len(client_id) <= 100:
-            raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
-        flagged_words = blocked_words_in(text, settings.blocked_words)
-        status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+        question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
         if admit is not None:
             await admit()
-        row = await connection.fetchrow(
-            _INSERT_QUESTION,
-            uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,
-        )  # fmt: skip
+        row = await connection.fetchrow(_INSERT_QUESTION, *question)
         if row is not None:
             return dict(row), True
-        question_id = await connection.fetchval(
-            "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
-            meeting_id, author_id, client_id,
-        )  # fmt: skip
-        return await fetch_question(connection, meeting_id, question_id), False
+        return await _asked_before(connection, meeting_id, author_id, client_id), False
+
+
+async def _asked_before(
+    connection: asyncpg.Connection, meeting_id: uuid.UUID, author_id: uuid.UUID, client_id: str | None
+) -> Row:
+    """The question this author already asked with `client_id` (an ask sent again)."""
+    question_id = await connection.fetchval(
+        "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
+        meeting_id, author_id, client_id,
+    )  # fmt: skip
+    return await fetch_question(connection, meeting_id, question_id)
 
 
 _VOTE = """
