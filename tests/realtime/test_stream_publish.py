@@ -13,6 +13,7 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from channels.stream import RedisStream
+from server.ratelimit import RateLimiter
 from tests.channels.publishing import check_publish_many
 from tests.channels.support import Note
 from tests.support import RedisServer, ServiceUrls
@@ -67,4 +68,23 @@ async def test_several_rooms_go_out_in_one_script_run_and_one_publish_each(
     finally:
         await pubsub.aclose()
         await listener.aclose()
+        await client.aclose()
+
+
+async def test_scripts_forgotten_by_redis_are_loaded_again(private_redis: Callable[[int], list[RedisServer]]) -> None:
+    """A Redis restarted without its script cache (SCRIPT FLUSH here): the next publish and rate-limit hit still run."""
+    [own] = private_redis(1)
+    client = aioredis.Redis.from_url(own.url)
+    stream, limiter = RedisStream(client, "t"), RateLimiter(client)
+    try:
+        assert await stream.publish(Note(room="open:a", text="1")) == 1
+        assert await limiter.hit("t:rl", 2, 60) == 0
+        await client.script_flush()
+        assert await stream.publish_many([Note(room="open:a", text="2"), Note(room="open:b", text="1")]) == [2, 1]
+        assert await limiter.hit("t:rl", 2, 60) == 0
+        await client.script_flush()
+        await limiter.refund("t:rl")  # gives the second hit back
+        assert await limiter.hit("t:rl", 2, 60) == 0
+        assert await limiter.hit("t:rl", 2, 60) >= 1
+    finally:
         await client.aclose()
