@@ -78,6 +78,12 @@ class ShardedStream:
         by_shard: dict[int, list[int]] = {}
         for n, event in enumerate(events):
             by_shard.setdefault(self.streams.index(event.room), []).append(n)
+        if len(by_shard) == 1:  # the usual case (a meeting's rooms; one Redis): no task per shard
+            [index] = by_shard
+            try:
+                return await self.streams.at(index).publish_many(events)
+            except (RedisError, OSError) as err:
+                raise self._unavailable(err, [event.room for event in events]) from err
         seqs = [0] * len(events)
 
         async def one(index: int, positions: list[int]) -> None:
