@@ -149,7 +149,8 @@ class QaHandlers:
         )
         row = next((c.after for c in changes if c.after is not None and c.after["id"] == question_id), None)
         if row is None:  # an action that changed no question row (mute, or pinning the pinned one)
-            row = await service.load_question(meeting_id, question_id)
+            async with self.services.db.pool.acquire() as connection:
+                row = await service.fetch_question(connection, meeting_id, question_id)
         return {"question": question_view(row, moderator=True)}
 
     async def edit(self, session: SessionView, frame: Edit, grant: Grant) -> dict[str, Any]:
