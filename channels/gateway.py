@@ -1,12 +1,9 @@
-"""One connection's life: accept -> authenticate -> dispatch -> cleanup; the runtime of `/ws` in one process.
+"""One connection's life: accept -> authenticate -> serve -> cleanup; the runtime of `/ws` in one process.
 
-Every frame is untrusted input: it is decoded by one msgspec decoder over the application's
-whole client-frame union (`channels.codec`); unknown types, wrong fields and input nested too
-deeply get an `error` (`bad_request`) naming the problem and the connection stays open; a
-client sending too fast gets `rate_limited` and then close 4429 (`channels.flood`). Dispatch is
-one table for every frame type, core frames included; a `RoomFrame` is first authorised through
-its room's policy (the grant, `channels.rooms.RoomHub.authorize`) and its handler gets the
-grant. Logs carry session and user ids, never tokens.
+The handshake (Origin, per-address caps, subprotocol, the `auth` frame) is `channels.handshake`;
+each frame of an authenticated connection goes to `channels.dispatch` (decode, flood control,
+the dispatch table, the grant of a `RoomFrame`); the connection's sending is its
+`channels.session.Session`. Logs carry session and user ids, never tokens.
 
 What uvicorn (`--ws websockets-sansio`) does for us, configured in `roomcast serve`: frames
 over 64 KiB are closed with 1009 before they reach the app, and text frames that are not UTF-8
@@ -17,11 +14,9 @@ another `heartbeat_s` is dropped; on SIGTERM every socket gets close 1012.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import msgspec
@@ -30,9 +25,9 @@ from litestar.types import Receive, Scope, Send
 
 from channels.asyncapi import asyncapi_document
 from channels.backend import BrokerUnavailable
-from channels.codec import Codec, frame_type
 from channels.config import GatewayConfig
 from channels.control import Control
+from channels.dispatch import Dispatcher
 from channels.handshake import (
     AddressCounts,
     OriginCheck,
@@ -47,37 +42,17 @@ from channels.handshake import (
 from channels.hub import Hub
 from channels.metrics import Metrics
 from channels.presence import PresenceChanged
-from channels.protocol import (
-    CORE_CLIENT_FRAMES,
-    MAX_FRAME_BYTES,
-    PROTOCOL_VERSION,
-    Auth,
-    ClientFrame,
-    CloseCode,
-    Error,
-    ErrorCode,
-    FrameError,
-    Join,
-    Leave,
-    Ping,
-    Pong,
-    Reply,
-    RoomFrame,
-    Welcome,
-    WelcomeUser,
-)
+from channels.protocol import PROTOCOL_VERSION, CloseCode, Welcome, WelcomeUser
 from channels.rooms import RoomHub
-from channels.seams import Identity, merge_routers
+from channels.seams import Identity
 from channels.session import Session
-from channels.transport import choose_writer
+from channels.transport import WriteBatch, choose_writer
 
 log = logging.getLogger("roomcast.ws")
 
-Dispatch = Callable[[Session, Any], Awaitable[None]]
-
 
 class Gateway:
-    """The runtime of `/ws` in one process: sessions, decoding, dispatch, rooms."""
+    """The runtime of `/ws` in one process: its sessions, their frames (`Dispatcher`), rooms, control."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -86,24 +61,10 @@ class Gateway:
         self.hub = Hub(config.pubsub, metrics=self.metrics)
         self.rooms = RoomHub(self.hub, config.stream, config.policies, config.presence)
         self.sessions: dict[str, Session] = {}
+        self.batch = WriteBatch()
         self.control = Control(self.sessions, config.credential_check, config.credential_check_s)
         self.hub.register(on_resync=self.rooms.resync, on_control=self.control.disconnect)
-        core = set(CORE_CLIENT_FRAMES)
-        missing_core = core - set(config.client_frames)
-        if missing_core:
-            raise ValueError(f"the client-frame union lacks core frames: {sorted(t.__name__ for t in missing_core)}")
-        handlers = merge_routers(config.routers, [t for t in config.client_frames if t not in core])
-        self.dispatch: dict[type[ClientFrame], Dispatch] = {
-            Join: self._join,
-            Leave: self._leave,
-            Ping: self._ping,
-            Auth: self._auth_again,
-        }
-        for frame_cls, handler in handlers.items():
-            self.dispatch[frame_cls] = (
-                _room_handler(self, handler) if issubclass(frame_cls, RoomFrame) else _handler(handler)
-            )
-        self.codec = Codec(config.client_frames)
+        self.frames = Dispatcher(config, self.rooms, self.metrics)
         self._origins = OriginCheck(config.allowed_origins)
         self.addresses = AddressCounts(config.max_sockets_per_address, config.max_unauthenticated_per_address)
         self._asyncapi: bytes | None = None
@@ -155,7 +116,7 @@ class Gateway:
                 receive,
                 send,
                 binary,
-                self.codec,
+                self.frames.codec,
                 self.config.authenticator,
                 timeout_s=self.config.auth_timeout_s,
                 max_frames=self.config.rate_limit.strikes,
@@ -180,11 +141,14 @@ class Gateway:
             close_timeout_s=config.close_timeout_s,
             rate_limit=config.rate_limit,
             address=address,
+            batch=self.batch,
         )
         session.reader = asyncio.current_task()
+        if session.socket is not None:
+            session.socket.release_handshake()
         self.sessions[session.session_id] = session
+        self.control.expiries.add(session)
         self.metrics.connections.inc()
-        writer = asyncio.create_task(session.write_forever(), name=f"roomcast.ws.writer:{session.session_id}")
         log.info(
             "ws.authenticated",
             extra={
@@ -214,7 +178,7 @@ class Gateway:
                     disconnect_code = message.get("code")
                     break
                 if session.close_code is None:
-                    await self._on_frame(session, message)
+                    await self.frames.on_frame(session, message)
         except asyncio.CancelledError:
             if not session.forced:
                 raise
@@ -222,16 +186,14 @@ class Gateway:
             if task is not None:
                 task.uncancel()
         finally:
-            await self._cleanup(session, writer, disconnect_code)
+            await self._cleanup(session, disconnect_code)
 
-    async def _cleanup(self, session: Session, writer: asyncio.Task[None], code: Any) -> None:
+    async def _cleanup(self, session: Session, code: Any) -> None:
         self.sessions.pop(session.session_id, None)
-        session.cancel_timers()
+        self.control.expiries.discard(session)
         if session.close_code is None:
             session.close_code = code if isinstance(code, int) else 1005
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await writer
+        await session.stop()
         try:
             await self.rooms.leave_all(session)
         except Exception:
@@ -241,60 +203,6 @@ class Gateway:
             "ws.closed",
             extra={"session_id": session.session_id, "user_id": session.identity.user_id, "code": session.close_code},
         )
-
-    # --- frames --------------------------------------------------------------------------------
-
-    async def _on_frame(self, session: Session, message: Any) -> None:
-        raw = message.get("text") if message.get("text") is not None else message.get("bytes")
-        if raw is not None and len(raw) > MAX_FRAME_BYTES:  # the server enforces this; belt and braces
-            session.close(CloseCode.TOO_BIG)
-            return
-        frame, error = self.codec.decode(message, session.binary)
-        wait = session.allow(time.monotonic(), join=isinstance(frame, Join))
-        if wait is not None:
-            self.metrics.frame_in("rate_limited")
-            if wait > 0:
-                ref = frame.ref if frame is not None else (error.ref if error is not None else None)
-                session.send_frame(
-                    Error(
-                        code=ErrorCode.RATE_LIMITED,
-                        message=f"too many frames; wait {wait} s",
-                        ref=ref,
-                        retry_after_s=wait,
-                    )
-                )
-            return
-        if frame is None:
-            self.metrics.frame_in("invalid")
-            if error is not None:
-                session.send_frame(error)
-            return
-        kind = frame_type(type(frame))
-        self.metrics.frame_in(kind)
-        ref = frame.ref
-        try:
-            await self.dispatch[type(frame)](session, frame)
-        except FrameError as err:
-            retry = msgspec.UNSET if err.retry_after_s is None else err.retry_after_s
-            session.send_frame(Error(code=err.code, message=err.message, ref=ref, retry_after_s=retry))
-        except BrokerUnavailable:
-            session.send_frame(Error(code=ErrorCode.UNAVAILABLE, message="realtime backend unavailable", ref=ref))
-        except Exception:
-            log.exception("ws.handler_failed", extra={"session_id": session.session_id, "type": kind})
-            session.send_frame(Error(code=ErrorCode.INTERNAL, message="internal error", ref=ref))
-
-    async def _join(self, session: Session, frame: Join) -> None:
-        await self.rooms.join(session, frame)
-
-    async def _leave(self, session: Session, frame: Leave) -> None:
-        await self.rooms.leave(session, frame.room)
-        session.send_frame(Reply(data={"room": frame.room}, ref=frame.ref))
-
-    async def _ping(self, session: Session, frame: Ping) -> None:
-        session.send_frame(Pong(ref=frame.ref))
-
-    async def _auth_again(self, session: Session, frame: Auth) -> None:
-        raise FrameError(ErrorCode.BAD_REQUEST, "already authenticated")
 
     def asyncapi(self) -> bytes:
         if self._asyncapi is None:
@@ -313,23 +221,3 @@ class Gateway:
                 )
             )
         return self._asyncapi
-
-
-def _handler(handler: Callable[..., Awaitable[Any]]) -> Dispatch:
-    async def dispatch(session: Session, frame: Any) -> None:
-        result = await handler(session, frame)
-        session.send_frame(Reply(data={} if result is None else result, ref=frame.ref))
-
-    return dispatch
-
-
-def _room_handler(gateway: Gateway, handler: Callable[..., Awaitable[Any]]) -> Dispatch:
-    """A `RoomFrame`'s handler, called with the grant of the room the frame names (the one authorisation point)."""
-    authorize = gateway.rooms.authorize
-
-    async def dispatch(session: Session, frame: Any) -> None:
-        grant = await authorize(session, frame.room)
-        result = await handler(session, frame, grant)
-        session.send_frame(Reply(data={} if result is None else result, ref=frame.ref))
-
-    return dispatch

@@ -1,8 +1,8 @@
 """Local membership: who is subscribed to which room in this process, the seq filter, resync on gaps.
 
 The hub is the pub/sub's one listener. For every room with local members it holds each
-member's `Subscription`: where the member is in the room's seq and, while it joins or resyncs,
-the live events buffered for it. Fan-out (`on_message`) hands one `Envelope` to every live
+member's `Subscription` (`channels.subscription`: where the member is in the room's seq and,
+while it joins or resyncs, the live events buffered for it). Fan-out (`on_message`) hands one `Envelope` to every live
 member: the same bytes for all, one encode per event and wire format.
 
 No silent gaps: an event whose epoch differs from the member's, or whose seq skips one, shows
@@ -15,59 +15,16 @@ fresh snapshot, after which the buffered events newer than it follow.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from typing import Protocol
 
 from channels.backend import BrokerUnavailable, Disconnect, PubSub, RoomUnreachable
 from channels.envelope import Envelope
 from channels.metrics import Metrics
+from channels.subscription import Subscriber, Subscription, SubState, deliver_in_order
 
 log = logging.getLogger("roomcast.hub")
-
-
-class Subscriber(Protocol):
-    """What the hub needs of a connection: a non-blocking way to queue frames."""
-
-    @property
-    def session_id(self) -> str: ...
-
-    def deliver(self, envelope: Envelope) -> None:
-        """Queue the event without blocking (a full queue closes the connection); never raises."""
-        ...
-
-    def overflow(self) -> None:
-        """Too many events piled up while this connection was joining: close it (4008)."""
-        ...
-
-
-class SubState(enum.Enum):
-    JOINING = "joining"
-    """A client `join` is in flight: live events are buffered until its `joined` is queued."""
-    RESYNCING = "resyncing"
-    """The process may have missed events: buffered until the unsolicited `joined` is queued."""
-    LIVE = "live"
-    DETACHED = "detached"
-
-
-class Subscription:
-    """One local member of one room: where it is in the room's seq and what waits for it."""
-
-    __slots__ = ("buffer", "epoch", "generation", "resync_after", "room", "seq", "state", "subscriber")
-
-    def __init__(self, subscriber: Subscriber, room: str) -> None:
-        self.subscriber = subscriber
-        self.room = room
-        self.epoch = ""
-        self.seq = 0
-        self.state = SubState.JOINING
-        self.buffer: list[Envelope] = []
-        self.generation = 0
-        """Bumped by every join or resync; an activation for an older generation is dropped."""
-        self.resync_after = False
-        """The connection broke while this member was joining: resync right after it activates."""
 
 
 class _Room:
@@ -194,7 +151,7 @@ class Hub:
         behind = sub.resync_after
         sub.resync_after = False
         for envelope in buffered:
-            if not _deliver(sub, envelope):
+            if not deliver_in_order(sub, envelope):
                 behind = True
                 break
         if behind:
@@ -274,17 +231,20 @@ class Hub:
         behind = False
         for sub in tuple(entry.subs.values()):
             if sub.state is SubState.LIVE:
-                if not _deliver(sub, envelope):
+                if not deliver_in_order(sub, envelope):
                     behind = True
             elif len(sub.buffer) < self.max_buffer:
                 sub.buffer.append(envelope)
             else:
                 sub.subscriber.overflow()
         if entry.subs and envelope.published_at is not None:
-            # once per event: every local member has it written (or queued behind a slow socket)
-            self.metrics.fanout_latency.observe(max(0.0, time.time() - envelope.published_at))
+            # once per event, once every local member has it written (the iteration's `WriteBatch` runs first) or queued
+            asyncio.get_running_loop().call_soon(self._observe_fanout, envelope.published_at)
         if behind:
             self._request_resync(entry)
+
+    def _observe_fanout(self, published_at: float) -> None:
+        self.metrics.fanout_latency.observe(max(0.0, time.time() - published_at))
 
     # --- resync: the unsolicited `joined` ------------------------------------------------------
 
@@ -341,15 +301,3 @@ class Hub:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _deliver(sub: Subscription, envelope: Envelope) -> bool:
-    """Queue one event for a live member; False if it shows the member may have missed some."""
-    if envelope.epoch == sub.epoch:
-        if envelope.seq == sub.seq + 1:
-            sub.seq = envelope.seq
-            sub.subscriber.deliver(envelope)
-            return True
-        if envelope.seq <= sub.seq:
-            return True  # already covered by the member's cursor (the join race)
-    return False

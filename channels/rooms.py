@@ -27,10 +27,11 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from channels.backend import RoomUnreachable, Stream
-from channels.hub import Hub, Subscriber, Subscription, SubState
+from channels.hub import Hub
 from channels.presence import PresenceTracker
 from channels.protocol import CloseCode, ErrorCode, FrameError, Join, Joined, ServerFrame
 from channels.seams import Grant, RoomPolicy, SessionView
+from channels.subscription import Subscriber, Subscription, SubState
 
 log = logging.getLogger("roomcast.rooms")
 

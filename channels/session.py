@@ -1,19 +1,25 @@
-"""One authenticated connection: its send queue bounded in bytes, its writer task, its deadlines.
+"""One authenticated connection: its send queue bounded in bytes, its writer, its close deadline.
 
-Frames go straight to the socket when nothing is queued before them and the writer takes them
-(the direct path, one `write` per frame, no task switch); otherwise they wait in the queue for
-the writer task, which drains it when the socket is writable again. The queue is bounded in
+Frames go straight to the socket when nothing is queued before them and the socket takes them
+(the direct path, no task switch). Every frame a connection gets in one loop iteration goes out
+in one `write` system call at the end of it (`channels.transport.WriteBatch`): a member of a busy
+room gets several events per iteration, and one call carries them all; a lone frame is written
+as soon as the iteration's callbacks are done. Otherwise frames wait in the queue for a writer
+task, which exists only while something is queued (an idle connection has no task, no queue and
+no timer of its own) and drains it when the socket is writable again. The queue is bounded in
 bytes, not frames (a frame can be one event or a whole snapshot): one more byte than
 `max_queue_bytes` drops the queue and closes the socket with 4008, so a client that stops
 reading costs the server a bounded amount of memory, whatever it asks for meanwhile.
 
 Deadlines: a close waits at most `close_timeout_s` behind a stalled peer before the connection
-is dropped; a credential with an expiry closes the socket (4401) at that instant.
+is dropped. A credential's expiry is not the session's: `channels.control.Expiries` keeps every
+socket's on one timer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -22,11 +28,12 @@ from typing import Any
 from channels.codec import encode, frame_type
 from channels.envelope import Envelope
 from channels.flood import CLOSED, JOIN_LIMIT, Bucket, RateLimit
-from channels.hub import Subscription
 from channels.metrics import Metrics
 from channels.protocol import Close, CloseCode, ServerFrame
 from channels.seams import Identity
-from channels.transport import Own, Writer
+from channels.subscription import Subscription
+from channels.transport import Own, WriteBatch, Writer
+from channels.wire import DirectSocket
 
 log = logging.getLogger("roomcast.ws")
 
@@ -46,17 +53,18 @@ class Session:
     """One authenticated connection: what handlers see (`SessionView`) and what the hub feeds."""
 
     __slots__ = (
+        "_batch",
         "_deadline",
         "_direct",
-        "_expiry",
         "_identity",
         "_joins",
         "_metrics",
+        "_pending",
         "_queue",
         "_queued_bytes",
         "_session_id",
-        "_wake",
         "_writer",
+        "_writing",
         "address",
         "binary",
         "close_code",
@@ -80,10 +88,11 @@ class Session:
         close_timeout_s: float,
         rate_limit: RateLimit,
         address: str = "",
+        batch: WriteBatch | None = None,
     ) -> None:
-        now = time.monotonic()
         self._writer = writer
         self._direct = writer.socket
+        self._batch = batch if batch is not None else WriteBatch()
         self._metrics = metrics
         self._session_id = session_id
         self._identity = identity
@@ -92,20 +101,19 @@ class Session:
         self.max_queue_bytes = max_queue_bytes
         self.close_timeout_s = close_timeout_s
         self.subscriptions: dict[str, Subscription] = {}
-        self._queue: deque[Own | Envelope | Closing] = deque()
+        self._pending: bytes | list[bytes] | None = None
+        """Frames written this loop iteration, for the batch to send in one system call at its end."""
+        self._queue: deque[Own | Envelope | Closing] | None = None
+        """Frames waiting for the socket (created on the first backlog: most connections never have one)."""
         self._queued_bytes = 0
-        self._wake = asyncio.Event()
+        self._writing: asyncio.Task[None] | None = None
+        """The writer task, only while something is queued."""
         self.close_code: int | None = None
         self.reader: asyncio.Task[Any] | None = None
         self.forced = False
-        self.flood = Bucket(rate_limit, now)
-        self._joins = Bucket(JOIN_LIMIT, now)
+        self.flood = Bucket(rate_limit, time.monotonic())
+        self._joins: Bucket | None = None
         self._deadline: asyncio.TimerHandle | None = None
-        self._expiry: asyncio.TimerHandle | None = None
-        if identity.expires_at is not None:
-            self._expiry = asyncio.get_running_loop().call_later(
-                max(0.0, identity.expires_at - time.time()), self.close, CloseCode.UNAUTHENTICATED, "credential expired"
-            )
 
     # --- SessionView ---------------------------------------------------------------------------
 
@@ -127,6 +135,11 @@ class Session:
         return self._writer.direct
 
     @property
+    def socket(self) -> DirectSocket | None:
+        """The uvicorn connection written to directly (None on the ASGI path)."""
+        return self._direct
+
+    @property
     def backlogged(self) -> bool:
         return bool(self._queue)
 
@@ -137,28 +150,57 @@ class Session:
         return Own(encode(frame, self.binary), frame_type(type(frame)), self.binary)
 
     def push(self, item: Own | Envelope) -> None:
-        """Write now if nothing waits before it and the socket takes it, else queue (never blocks)."""
+        """Write at the end of this loop iteration if nothing waits before it and the socket takes it, else queue.
+
+        Never blocks. The fan-out's hot path, inline: no call but the bytes and the metric.
+        """
         if self.close_code is not None:
             return
-        direct = self._direct  # the fan-out's hot path, inline: one `write` per idle member, no other call
+        pending = self._pending
+        if pending is not None:  # already writing this iteration: the same system call carries it
+            if type(pending) is bytes:
+                self._pending = [pending, item.wire(self.binary)]
+            else:
+                pending.append(item.wire(self.binary))  # type: ignore[union-attr]
+            self._metrics.frame_out(item.kind)
+            return
+        direct = self._direct
         if direct is not None and not self._queue and direct.writable():
-            direct.write(item.wire(self.binary))
+            self._pending = item.wire(self.binary)
+            self._batch.add(self)
             self._metrics.frame_out(item.kind)
             return
         size = item.size(self.binary)
         if self._queued_bytes + size > self.max_queue_bytes:
             self.overflow()
             return
-        self._queue.append(item)
-        self._queued_bytes += size
-        self._wake.set()
+        self._enqueue(item, size)
 
     deliver = push
     """The hub's `Subscriber.deliver`: a room event, in order after everything before it."""
 
+    def flush(self) -> None:
+        """Write what this iteration gave the connection in one system call (the batch calls it)."""
+        pending, self._pending = self._pending, None
+        direct = self._direct
+        if pending is None or direct is None or direct.closed():
+            return  # a closed socket: the reader sees the disconnect
+        if type(pending) is bytes:
+            direct.write(pending)
+        else:
+            direct.write_many(pending)  # type: ignore[arg-type]
+
     def send_frame(self, frame: ServerFrame) -> None:
         """Send a server frame to this connection only (handlers may use it for extra frames)."""
         self.push(self.encode(frame))
+
+    def _enqueue(self, item: Own | Envelope | Closing, size: int) -> None:
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append(item)
+        self._queued_bytes += size
+        if self._writing is None:
+            self._writing = asyncio.get_running_loop().create_task(self._write_queued())
 
     def overflow(self) -> None:
         if self.close_code is not None:
@@ -169,7 +211,7 @@ class Session:
             extra={
                 "session_id": self._session_id,
                 "user_id": self._identity.user_id,
-                "queued": len(self._queue),
+                "queued": len(self._queue or ()),
                 "queued_bytes": self._queued_bytes,
             },
         )
@@ -186,10 +228,13 @@ class Session:
             reason = code.reason if isinstance(code, Close) else ""
         self.close_code = code
         if code == CloseCode.TOO_SLOW:
-            self._queue.clear()
+            self._pending = None
+            if self._queue is not None:
+                self._queue.clear()
             self._queued_bytes = 0
-        self._queue.append(Closing(code, reason))
-        self._wake.set()
+        else:
+            self.flush()  # what this iteration wrote goes before the close frame
+        self._enqueue(Closing(code, reason), 0)
         log.info("ws.closing", extra={"session_id": self._session_id, "user_id": self._identity.user_id, "code": code})
         self._deadline = asyncio.get_running_loop().call_later(self.close_timeout_s, self._give_up)
 
@@ -198,20 +243,22 @@ class Session:
             self.forced = True
             self.reader.cancel()
 
-    def cancel_timers(self) -> None:
-        for handle in (self._deadline, self._expiry):
-            if handle is not None:
-                handle.cancel()
+    async def stop(self) -> None:
+        """The connection is over: stop the writer and the close deadline."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writing
 
-    async def write_forever(self) -> None:
-        """Drain the queue in order until the close is sent (or the peer is gone)."""
-        queue, wake, writer = self._queue, self._wake, self._writer
+    async def _write_queued(self) -> None:
+        """Drain the queue in order, then end (the next backlog starts another); the close ends it for good."""
+        queue, writer = self._queue, self._writer
+        assert queue is not None
         try:
-            while True:
-                if not queue:
-                    wake.clear()
-                    await wake.wait()
-                    continue
+            while queue:
                 item = queue[0]
                 if isinstance(item, Closing):
                     queue.clear()
@@ -222,6 +269,7 @@ class Session:
                 if taken < 0:
                     return
                 self._queued_bytes -= taken
+            self._writing = None  # nothing queued: a later backlog starts a new writer
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the peer went away mid-send: the reader sees the disconnect
@@ -233,6 +281,8 @@ class Session:
         """None if this frame may be handled; else seconds the client should wait (or -1: closed 4429)."""
         wait = self.flood.take(now)
         if wait is None and join:
+            if self._joins is None:
+                self._joins = Bucket(JOIN_LIMIT, now)  # most connections join once or twice: made on the first
             wait = self._joins.take(now)
         if wait == CLOSED:
             log.warning("ws.flooding", extra={"session_id": self._session_id, "user_id": self._identity.user_id})

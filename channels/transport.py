@@ -4,6 +4,8 @@
   ready-made frame bytes go straight to the transport (`channels.wire.DirectSocket`): the
   session writes an idle socket inline through `socket` (one `write` per frame, no task switch,
   no re-encoding per member), and this writer drains a backlog, several frames per system call.
+- `WriteBatch`: the direct path's frames of one loop iteration, one system call per socket at its
+  end (several events ready for one member in one iteration cost one `write`, not one each).
 - `AsgiWriter`: anything else (another server, another `--ws`, a middleware wrapping `send`):
   every frame through ASGI `send`, one at a time.
 
@@ -14,6 +16,8 @@ direct path is silently not taken with the implementation `roomcast serve` ships
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -22,6 +26,45 @@ from channels.metrics import Metrics
 from channels.wire import DirectSocket, ws_frame
 
 RawSend = Callable[[dict[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("roomcast.ws")
+
+
+class Flushable(Protocol):
+    def flush(self) -> None:
+        """Write what this loop iteration gave the connection, in one system call."""
+        ...
+
+
+class WriteBatch:
+    """The connections written to in this loop iteration; each is flushed once, when the iteration's callbacks are done.
+
+    The fan-out hands a room's event to every member in one synchronous pass, and the pub/sub
+    reader hands over every event of one read before it yields: a member of a busy room often
+    gets several frames before the loop runs again. The first frame of an iteration schedules one
+    callback (`call_soon`, no timer: a lone frame is written as soon as the current callbacks are
+    done); the callback writes each connection's frames in one system call. One per process.
+    """
+
+    __slots__ = ("_ready",)
+
+    def __init__(self) -> None:
+        self._ready: list[Flushable] = []
+
+    def add(self, connection: Flushable) -> None:
+        """`connection` has frames to write this iteration (called once per connection per iteration)."""
+        ready = self._ready
+        ready.append(connection)
+        if len(ready) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        ready, self._ready = self._ready, []
+        for connection in ready:
+            try:
+                connection.flush()
+            except Exception:  # one broken transport must not keep the others' frames back
+                log.debug("ws.flush_failed", exc_info=True)
 
 
 class Frame(Protocol):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -55,10 +56,12 @@ class OpenRooms:
 
 
 async def authenticate(token: str) -> Identity | None:
-    """`user:<id>` tokens stand for that user; anything else for nobody."""
+    """`user:<id>` tokens stand for that user (`user:<id>@<seconds>` ones expire then); anything else for nobody."""
     if not token.startswith("user:"):
         return None
-    return Identity(user_id=token[5:], display_name=token[5:], guest=False, credential=f"cred:{token[5:]}")
+    user, _, lifetime = token[5:].partition("@")
+    expires_at = time.time() + float(lifetime) if lifetime else None
+    return Identity(user_id=user, display_name=user, guest=False, credential=f"cred:{user}", expires_at=expires_at)
 
 
 class FakeSocket:

@@ -1,0 +1,207 @@
+"""How frames reach a socket on the direct path: one system call per member per loop iteration, no idle task.
+
+The socket is a real `DirectSocket` over a transport that records each write call (what
+uvicorn's connection would hand to the kernel); the hub and the stream are `channels.memory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+
+from channels.flood import RateLimit
+from channels.hub import Hub
+from channels.memory import MemoryBroker
+from channels.metrics import Metrics
+from channels.seams import Identity
+from channels.session import Session
+from channels.transport import DirectWriter, WriteBatch
+from channels.wire import DirectSocket
+from tests.channels.support import Note, processes
+
+ROOM = "open:hall"
+
+
+class RecordingTransport:
+    """The transport under uvicorn's connection: every `write`/`writelines` call is one system call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append([data])
+
+    def writelines(self, frames: Any) -> None:
+        self.calls.append(list(frames))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def texts(self, call: int) -> list[str]:
+        return [msgspec.json.decode(frame[2:])["text"] for frame in self.calls[call]]
+
+
+class Connection:
+    """What `DirectSocket` reads of uvicorn's `websockets-sansio` connection."""
+
+    def __init__(self) -> None:
+        self.transport = RecordingTransport()
+        self.writable = asyncio.Event()
+        self.writable.set()
+        self.close_sent = False
+        self.disconnected = False
+
+
+class Member:
+    def __init__(self, batch: WriteBatch) -> None:
+        self.connection = Connection()
+        self.closes: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            self.closes.append(message)
+
+        metrics = Metrics()
+        writer = DirectWriter(DirectSocket(self.connection), send, False, metrics)
+        self.session = Session(
+            writer,
+            session_id=f"s{id(self)}",
+            identity=Identity(user_id="ada", display_name="Ada", guest=False),
+            binary=False,
+            metrics=metrics,
+            max_queue_bytes=1 << 20,
+            close_timeout_s=1.0,
+            rate_limit=RateLimit(),
+            batch=batch,
+        )
+
+    @property
+    def calls(self) -> list[list[bytes]]:
+        return self.connection.transport.calls
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+    broker = MemoryBroker()
+    pubsub = broker.pubsub()
+    hub = Hub(pubsub)
+    await pubsub.start()
+    try:
+        yield broker, hub, WriteBatch()
+    finally:
+        await hub.stop()
+        await pubsub.stop()
+
+
+async def live_member(broker: MemoryBroker, hub: Hub, batch: WriteBatch) -> Member:
+    member = Member(batch)
+    sub, generation = await hub.attach(member.session, ROOM)
+    cursor = await broker.cursor(ROOM)
+    assert hub.activate(sub, generation, cursor.epoch, cursor.seq)
+    return member
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_events_ready_in_one_loop_iteration_reach_a_member_in_one_write(
+    room: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    broker, hub, batch = room
+    ada, bob = await live_member(broker, hub, batch), await live_member(broker, hub, batch)
+    await broker.publish(Note(room=ROOM, text="one"))  # both delivered in the same loop iteration
+    await broker.publish(Note(room=ROOM, text="two"))
+    await turns()
+    for member in (ada, bob):
+        assert len(member.calls) == 1
+        assert member.connection.transport.texts(0) == ["one", "two"]
+
+
+async def test_a_lone_event_is_written_in_the_iteration_it_arrives_without_a_timer(
+    room: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    broker, hub, batch = room
+    ada = await live_member(broker, hub, batch)
+    started = time.monotonic()
+    await broker.publish(Note(room=ROOM, text="alone"))
+    await turns(2)  # the delivery's iteration, then the batch's callback: no timer in between
+    assert len(ada.calls) == 1 and ada.connection.transport.texts(0) == ["alone"]
+    assert time.monotonic() - started < 0.05
+    await broker.publish(Note(room=ROOM, text="later"))
+    await turns()
+    assert [ada.connection.transport.texts(n) for n in range(2)] == [["alone"], ["later"]]
+
+
+async def test_an_idle_connection_has_no_writer_task_until_the_socket_backs_up(
+    room: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    broker, hub, batch = room
+    ada = await live_member(broker, hub, batch)
+    tasks = len(asyncio.all_tasks())
+    ada.connection.writable.clear()  # the transport is above its high-water mark
+    for text in ("a", "b", "c"):
+        await broker.publish(Note(room=ROOM, text=text))
+    await turns()
+    assert ada.calls == [] and ada.session.backlogged
+    assert len(asyncio.all_tasks()) == tasks + 1  # a writer, only now
+    ada.connection.writable.set()
+    await turns()
+    assert len(ada.calls) == 1 and ada.connection.transport.texts(0) == ["a", "b", "c"]
+    assert not ada.session.backlogged and len(asyncio.all_tasks()) == tasks  # and gone again
+    await broker.publish(Note(room=ROOM, text="d"))
+    await turns()
+    assert ada.connection.transport.texts(1) == ["d"]
+
+
+async def test_frames_of_the_iteration_go_out_before_the_close_frame(
+    room: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    broker, hub, batch = room
+    ada = await live_member(broker, hub, batch)
+    await broker.publish(Note(room=ROOM, text="last words"))
+    await asyncio.sleep(0)  # delivered, not yet flushed
+    ada.session.close(4000, "bye")
+    assert ada.connection.transport.texts(0) == ["last words"]
+    await turns()
+    assert ada.closes == [{"type": "websocket.close", "code": 4000, "reason": "bye"}]
+    await ada.session.stop()
+
+
+async def test_an_expiring_credential_closes_its_socket_with_4401_within_a_second() -> None:
+    async with processes(1) as (_broker, [process]):
+        lasting = await process.connect("bob")
+        expiring = await process.connect("ada@0.2")
+        assert len(process.gateway.control.expiries) == 1
+        started = time.monotonic()
+        assert await expiring.wait_closed(timeout=3) == 4401
+        assert time.monotonic() - started < 1.5
+        assert lasting.close_code is None
+        await lasting.disconnect()
+        await expiring.disconnect()
+        assert len(process.gateway.control.expiries) == 0
+
+
+async def test_releasing_the_handshake_keeps_every_incoming_message_in_order() -> None:
+    connection = Connection()
+    connection.request, connection.response = object(), object()  # type: ignore[attr-defined]
+    connection.scope = {"headers": [(b"origin", b"https://example.org")], "path": "/ws"}  # type: ignore[attr-defined]
+    connection.queue = asyncio.Queue()  # type: ignore[attr-defined]
+    connection.queue.put_nowait({"type": "websocket.receive", "text": "first"})  # type: ignore[attr-defined]
+    DirectSocket(connection).release_handshake()
+    assert connection.request is None and connection.response is None  # type: ignore[attr-defined]
+    assert connection.scope == {"headers": [], "path": "/ws"}  # type: ignore[attr-defined]
+    inbox = connection.queue  # type: ignore[attr-defined]
+    assert not isinstance(inbox, asyncio.Queue) and inbox.qsize() == 1
+    assert (await inbox.get())["text"] == "first" and inbox.empty()
+    waiting = asyncio.ensure_future(inbox.get())
+    await turns()
+    inbox.put_nowait({"type": "websocket.receive", "text": "second"})
+    inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    assert (await waiting)["text"] == "second"
+    assert (await inbox.get())["type"] == "websocket.disconnect"
