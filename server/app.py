@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> Litestar:
     calendar = Calendar(services, jobs)
     polls = poll_handlers.PollFrames(
         services,
-        poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
+        poll_handlers.ResultsCoalescer(redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
     gateway = realtime_gateway(services, rooms, votes, polls)

@@ -24,7 +24,6 @@ from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, Grant, Publisher, SessionView
 from server.auth.identity import principal_of
 from server.coalesce import Coalescer
-from server.db import Database
 from server.meetings.policy import access_of
 from server.polls import service
 from server.polls.events import poll_view, publish_changes, results_events, views
@@ -50,8 +49,7 @@ DEFINITIONS_CACHED = 10_000
 class ResultsCoalescer:
     """`poll.results`: at most one per poll per 500 ms across processes, the last one exact (`server.coalesce`)."""
 
-    def __init__(self, db: Database, redis: Redis, broker: Publisher, key_prefix: str) -> None:
-        self._db = db
+    def __init__(self, redis: Redis, broker: Publisher, key_prefix: str) -> None:
         self._broker = broker
         self._coalescer = Coalescer(
             redis, key_prefix, "poll-results", RESULTS_WINDOW_S, self._flush, batch=RESULTS_BATCH
