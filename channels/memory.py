@@ -77,6 +77,9 @@ class MemoryBroker:
         return state.seq
 
     async def publish_many(self, events: Sequence[Event]) -> list[int]:
+        """Like the Redis script: every event is checked first, then each is published in turn."""
+        if not all(event.room for event in events):
+            raise ValueError("an event needs a room")
         return [await self.publish(event) for event in events]
 
     async def disconnect_user(

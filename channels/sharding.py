@@ -1,8 +1,8 @@
 """Rooms over several Redis servers: a `Stream` and a `PubSub` that route each room to its shard.
 
-`ShardedStream` sends every call about a room to the stream of the room's shard (one Lua call
-per event, as with one Redis; events of several rooms that share a shard key go out in one
-pipeline) and control messages to the default Redis. `ShardedPubSub` holds one pub/sub
+`ShardedStream` sends every call about a room to the stream of the room's shard (events of
+several rooms are grouped by shard: one Lua call per shard involved, the shards in parallel) and
+control messages to the default Redis. `ShardedPubSub` holds one pub/sub
 connection per shard this process has members on, opened with the first member and closed a
 little after the last; the default Redis's connection carries control messages and the rooms
 without a shard key. Each connection reports to the hub through a filter that knows which rooms
@@ -78,6 +78,12 @@ class ShardedStream:
         by_shard: dict[int, list[int]] = {}
         for n, event in enumerate(events):
             by_shard.setdefault(self.streams.index(event.room), []).append(n)
+        if len(by_shard) == 1:  # the usual case (a meeting's rooms; one Redis): no task per shard
+            [index] = by_shard
+            try:
+                return await self.streams.at(index).publish_many(events)
+            except (RedisError, OSError) as err:
+                raise self._unavailable(err, [event.room for event in events]) from err
         seqs = [0] * len(events)
 
         async def one(index: int, positions: list[int]) -> None:

@@ -2,7 +2,8 @@
 
 Publishing (any process: web, worker, a test) is one Lua call (`lua/publish.lua`) that,
 atomically in Redis, assigns the room's next `seq`, splices it into the already-encoded JSON,
-appends the result to the room's history and PUBLISHes it once. So seq grows by exactly 1 per
+appends the result to the room's history and PUBLISHes it once; one call carries all of an
+event's rooms (`publish_many`). So seq grows by exactly 1 per
 event whichever process publishes, and history and live delivery always agree. If the room's
 counter or history was lost (a Redis restart without persistence), the room gets a new epoch
 and its seq starts again.
@@ -17,6 +18,7 @@ Redis layout, `<p>` being the configured prefix and `{room}` a cluster hash tag:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -43,6 +45,12 @@ def _text(value: Any) -> str:
 
 def _no_layouts(room: str) -> tuple[int, int]:
     return (0, 0)
+
+
+@functools.cache
+def _kind(event_type: type[Event]) -> str:
+    """An event type's tag as history and the channel carry it (no spaces: fields are space-separated)."""
+    return str(event_type.__struct_config__.tag).replace(" ", "_")
 
 
 def room_channel(prefix: str, room: str) -> bytes:
@@ -94,60 +102,46 @@ class RedisStream:
     def channel(self, room: str) -> bytes:
         return room_channel(self.prefix, room)
 
-    def _publish_call(self, event: Event) -> tuple[list[Any], str]:
-        """The publish script's keys and args for `event`, and its type."""
-        if not event.room:
-            raise ValueError("an event needs a room")
-        kind = str(type(event).__struct_config__.tag).replace(" ", "_")
-        keys_args = [
-            self._meta_key(event.room),
-            self._history_key(event.room),
-            msgspec.json.encode(event),
-            secrets.token_hex(8),
-            self.channel(event.room),
-            self.history_events,
-            self.history_s * 1000,
-            self.key_ttl_s,
-            kind,
-            f"{time.time():.6f}",
-            *self.generations(event.room),
-        ]
-        return keys_args, kind
-
     async def publish(self, event: Event) -> int:
         """Send `event` to everyone in `event.room` on every server process; returns its seq.
 
         Call it after the change the event describes is committed, so that a snapshot read by a
         joiner that sees this seq already contains it. Raises a `redis` error if Redis is down.
         """
-        keys_args, kind = self._publish_call(event)
-        seq = await self._publish_script(keys=keys_args[:2], args=keys_args[2:])
-        self.metrics.published.labels(kind).inc()
-        return int(seq)
+        return (await self.publish_many((event,)))[0]
 
     async def publish_many(self, events: Sequence[Event]) -> list[int]:
-        """`publish` every event in one round trip (a pipeline: Redis runs them in the order given).
+        """`publish` every event in one Lua call (one round trip), in the order given; returns their seqs.
 
-        An event that concerns several rooms of one meeting (the public and the moderation room)
-        costs one round trip instead of one per room.
+        An event that concerns several rooms (an `ask`: the meeting, its moderation room and the
+        asker's room) costs one round trip and one script run instead of one per room. The
+        script numbers, stores and publishes them one after another, exactly as single publishes
+        would. Every room must live on this Redis (`channels.sharding.ShardedStream` groups them).
         """
-        if len(events) <= 1:
-            return [await self.publish(event) for event in events]
-        calls = [self._publish_call(event) for event in events]
-        script = self._publish_script
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys_args, _ in calls:
-                pipe.evalsha(script.sha, 2, *keys_args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        for n, result in enumerate(results):
-            if isinstance(result, NoScriptError):  # Redis restarted and forgot the script: nothing ran
-                keys_args = calls[n][0]
-                results[n] = await script(keys=keys_args[:2], args=keys_args[2:])
-            elif isinstance(result, Exception):
-                raise result
-        for _, kind in calls:
-            self.metrics.published.labels(kind).inc()
-        return [int(seq) for seq in results]
+        if not events:
+            return []
+        keys: list[Any] = []
+        args: list[Any] = [self.history_events, self.history_s * 1000, self.key_ttl_s, f"{time.time():.6f}"]
+        kinds: list[str] = []
+        for event in events:
+            room = event.room
+            if not room:
+                raise ValueError("an event needs a room")
+            kind = _kind(type(event))
+            kinds.append(kind)
+            keys += (self._meta_key(room), self._history_key(room))
+            fresh_epoch = secrets.token_hex(8)
+            args += (msgspec.json.encode(event), fresh_epoch, self.channel(room), kind, *self.generations(room))
+        try:  # EVALSHA straight away: redis-py's Script call costs more than the command (a Protocol isinstance)
+            seqs = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", self._publish_script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:  # Redis restarted and forgot it: nothing ran; the Script loads it and runs it
+            seqs = await self._publish_script(keys=keys, args=args)
+        published = self.metrics.published
+        for kind in kinds:
+            published.labels(kind).inc()
+        return [int(seq) for seq in seqs]
 
     async def disconnect_user(
         self,

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> Litestar:
     calendar = Calendar(services, jobs)
     polls = poll_handlers.PollFrames(
         services,
-        poll_handlers.ResultsCoalescer(services.db, redis, services.broker, settings.redis_prefix),
+        poll_handlers.ResultsCoalescer(redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
     gateway = realtime_gateway(services, rooms, votes, polls)
@@ -92,7 +92,7 @@ def create_app(settings: Settings) -> Litestar:
         await rooms.register_layout()
         if shard_monitor is not None:
             await shard_monitor.start()
-        worker = create_worker(settings, in_process=True) if settings.in_process_worker else None
+        worker = create_worker(settings, in_process=True, db=services.db) if settings.in_process_worker else None
         worker_task = asyncio.create_task(worker.start()) if worker else None
         log.info(
             "app.started",

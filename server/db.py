@@ -168,6 +168,38 @@ def _bind(engine: PostgresEngine) -> None:
         table._meta.db = engine
 
 
+class _HeldConnection:
+    """What Piccolo's engine reads from its `current_transaction` to run a query: the connection to run it on."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+
+
+@contextlib.asynccontextmanager
+async def on_connection(connection: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """Piccolo queries in this block run on `connection`, a connection the caller holds, not on a pooled one.
+
+    For work that must stay on one connection, e.g. the one holding an advisory lock
+    (`server.qa.service.in_order`), or one already checked out, where a second checkout could
+    wait forever on an exhausted pool. Piccolo's own `engine.transaction()` cannot do this: it
+    takes a connection from the pool and gives it back at COMMIT, while the lock must outlive
+    the COMMIT. For a transaction, open one on the connection inside the block
+    (`async with on_connection(c), c.transaction():`); Piccolo's engine runs every query on
+    whatever its `current_transaction` names, so its queries are part of it. Nested inside,
+    `engine.transaction()` joins this block instead of starting its own.
+    """
+    engine = piccolo_conf.DB
+    if engine is None:
+        raise RuntimeError("no database is bound; start a Database first")
+    token = engine.current_transaction.set(_HeldConnection(connection))  # type: ignore[arg-type]
+    try:
+        yield connection
+    finally:
+        engine.current_transaction.reset(token)
+
+
 def all_tables() -> list[type[Table]]:
     from server.piccolo_app import APP_CONFIG
 

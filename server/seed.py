@@ -53,7 +53,7 @@ async def seed_demo(settings: Settings, base_url: str | None = None) -> str:
     database = Database(settings.database_url or "")
     await database.start()
     try:
-        meeting = await ensure_demo_meeting(database.pool, DEMO_EMAIL, DEMO_PASSWORD)
+        meeting = await ensure_demo_meeting(DEMO_EMAIL, DEMO_PASSWORD)
         await _demo_questions(database, meeting.id)
     finally:
         await database.close()

@@ -6,6 +6,10 @@ would replace uvicorn's and SIGTERM would no longer close sockets with 1012).
 Jobs are `async def name(ctx, *, ...)`; SAQ's defaults are a 10 s timeout and `retries=1`
 (a single attempt), so every job and cron job here sets both. Job outcomes are counted in
 Redis (`<prefix>:jobs:stats`) for `/metrics`, and a job that fails for good is logged with its id.
+
+Jobs read and write rows through the Piccolo tables, which run on the one engine a process has bound
+(`Database.start()`): a worker process opens its own `Database`; the in-process worker is handed the
+web app's, because a second one started in the same process would take the tables over from the app.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from saq import CronJob, Worker
@@ -22,6 +26,7 @@ from saq.types import PartialTimersDict
 
 from channels.metrics import Metrics
 from server.accounts.jobs import send_password_reset
+from server.auth.tables import RefreshToken
 from server.calendar.jobs import SCAN_S, calendar_renew, calendar_scan, calendar_sync
 from server.db import Database
 from server.jobs import Context, JobQueue, make_queue, queue_name
@@ -37,12 +42,9 @@ log = logging.getLogger("roomcast.worker")
 
 async def purge_expired_refresh_tokens(ctx: Context) -> int:
     """Delete refresh tokens that expired more than a day ago (they can no longer be presented)."""
-    services = ctx["services"]
-    async with services.db.pool.acquire() as connection:
-        result: str = await connection.execute(
-            "DELETE FROM refresh_tokens WHERE expires_at < $1 - interval '1 day'", datetime.now(UTC)
-        )
-    deleted = int(result.split()[-1])
+    cutoff = datetime.now(UTC) - timedelta(days=1)
+    gone = await RefreshToken.delete().where(RefreshToken.expires_at < cutoff).returning(RefreshToken.id)
+    deleted = len(gone)
     log.info("job.purge_refresh_tokens", extra={"deleted": deleted})
     return deleted
 
@@ -85,25 +87,30 @@ class InProcessWorker(RoomcastWorker):
     SIGNALS: list[Any] = []
 
 
-def create_worker(settings: Settings, *, in_process: bool = False) -> Worker[Context]:
+def create_worker(settings: Settings, *, in_process: bool = False, db: Database | None = None) -> Worker[Context]:
+    """The SAQ worker for `settings`. `db`: the web app's database, started and closed by the app (in-process
+    workers share it, so Piccolo's tables stay bound to the app's engine); None opens the worker's own."""
     redis = redis_client(settings.redis_url)
     rooms = room_redis(settings, redis, Metrics())
+    own_db = db is None
     services = Services(
         settings=settings,
-        db=Database(settings.database_url or "", min_size=0, max_size=5),
+        db=Database(settings.database_url or "", min_size=0, max_size=5) if db is None else db,
         redis=redis,
         broker=rooms.stream,
     )
     stats_key = services.key("jobs", "stats")
 
     async def startup(ctx: Context) -> None:
-        await services.db.start()
+        if own_db:
+            await services.db.start()
         await rooms.register_layout()
         ctx["services"] = services
         log.info("worker.started", extra={"queue": queue_name(settings)})
 
     async def shutdown(ctx: Context) -> None:
-        await services.db.close()
+        if own_db:
+            await services.db.close()
         await rooms.close()
         await redis.aclose()
         log.info("worker.stopped")

@@ -87,10 +87,14 @@ async def saturation(h: Harness, members: int, window: int, args: argparse.Names
     assert pub is not None
     h.phase = f"{members} saturation {rnd + 1}/{args.repeats}"
     await h.latencies()
+    tag = f"{h.fleet.kind}-peers-{members}"
+    profiling = h.profile_start(tag, args.duration) if args.profile and rnd == 0 and h.fleet.kind == "roomcast" else []
     a = h.snapshot()
     ok = await pub.windowed(window, args.duration)
     b = h.snapshot()
     row = h.phase_row(f"{members} saturation #{rnd + 1}", a, b, await h.latencies())
+    if profiling:
+        row["profile"] = await h.profile_finish(profiling)
     row.update(stalled=not ok, window=window, round=rnd + 1, publisher_errors=dict(pub.errors))
     await pub.drain()
     return row
@@ -224,6 +228,29 @@ def cost_split(table: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return out
 
 
+def event_cost(summary: dict[str, Any], rooms: list[int]) -> dict[int, dict[str, Any]]:
+    """Per room size: roomcast's server CPU per frame over the baseline's (median of the rounds), and
+    what roomcast spends per event beyond the baseline, `(roomcast - baseline µs/frame) x members`.
+
+    Both deliver the same frame to the same members in the same round, so the difference is
+    what an `ask` costs roomcast before and besides delivery (the handler, PostgreSQL, Redis, the
+    pub/sub hop): issue 19's "cheaper events" from one room size, without a fit.
+    """
+    out: dict[int, dict[str, Any]] = {}
+    for members in rooms:
+        rounds = summary[f"room_{members}"].get("roomcast_vs_baseline_rounds", [])
+        pairs = [(r["roomcast_us_per_frame"], r["baseline_us_per_frame"]) for r in rounds]
+        pairs = [(ours, theirs) for ours, theirs in pairs if ours and theirs]
+        if not pairs:
+            continue
+        out[members] = {
+            "cpu_ratio": statistics.median(ours / theirs for ours, theirs in pairs),
+            "cpu_ratio_rounds": [ours / theirs for ours, theirs in pairs],
+            "extra_us_per_event": statistics.median((ours - theirs) * members for ours, theirs in pairs),
+        }
+    return out
+
+
 def checks(table: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """Issue 19's targets that this run measures (fan-out per server core against the peers; idle RSS)."""
     out: list[tuple[str, bool, str]] = []
@@ -231,6 +258,10 @@ def checks(table: list[dict[str, Any]], summary: dict[str, Any]) -> list[tuple[s
         if key.startswith("room_") and "roomcast_writes" in info.get("roomcast", {}):
             name, ok, value = direct_check(info["roomcast"]["roomcast_writes"])
             out.append((f"{key.removeprefix('room_')}: {name}", ok, value))
+    for members, cost in summary.get("event_cost", {}).items():
+        if members == 400:
+            ratio = cost["cpu_ratio"]
+            out.append((f"{members}: server CPU per frame <= 1.25x the baseline's", ratio <= 1.25, f"{ratio:.2f}x"))
     by = {(t["members"], t["target"]): t for t in table}
     for members in sorted({t["members"] for t in table}):
         ours = by.get((members, "roomcast"))
@@ -278,6 +309,13 @@ async def scenario_peers(args: argparse.Namespace, progress: report.Progress) ->
         if values:
             shown = ", ".join(f"{v:.2f}" for v in values if v is not None)
             lines.append(f"roomcast / baseline delivered frames/s, room of {members}, round by round: {shown}")
+    summary["event_cost"] = event_cost(summary, args.rooms)
+    for members, cost in summary["event_cost"].items():
+        lines.append(
+            f"room of {members}: roomcast / baseline server CPU per frame {cost['cpu_ratio']:.2f}"
+            f" (rounds {', '.join(f'{v:.2f}' for v in cost['cpu_ratio_rounds'])});"
+            f" roomcast's server CPU per event beyond the baseline's ~ {cost['extra_us_per_event']:.0f} us"
+        )
     la = summary["load_average_start"]
     lines.append(f"load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
     result = {"rows": rows, "table": table, "summary": summary, "checks": checks(table, summary)}

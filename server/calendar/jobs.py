@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from piccolo.querystring import QueryString
 
 from server.calendar.service import Calendar
 from server.calendar.sync import renew_channel, run_sync
+from server.calendar.tables import CalendarConnection
 
 if TYPE_CHECKING:
     from server.jobs import Context
@@ -48,21 +51,20 @@ async def calendar_scan(ctx: Context) -> int:
     calendar = _calendar(ctx)
     if not calendar.providers:
         return 0
-    async with calendar.services.db.pool.acquire() as connection:
-        renew = await connection.fetch(
-            """SELECT id FROM calendar_connections
-               WHERE NOT revoked AND provider = ANY($1) AND channel_expires_at IS NOT NULL
-                 AND now() >= channel_created_at + (channel_expires_at - channel_created_at) / 2""",
-            list(calendar.providers),
-        )
-        stale = await connection.fetch(
-            """SELECT id FROM calendar_connections
-               WHERE NOT revoked AND provider = ANY($1)
-                 AND coalesce(last_synced_at, created_at) < now() - $2::interval
-                 AND updated_at < now() - $2::interval""",
-            list(calendar.providers),
-            RESYNC_AFTER,
-        )
+    live = (CalendarConnection.revoked == False) & CalendarConnection.provider.is_in(list(calendar.providers))  # noqa: E712
+    renew = await CalendarConnection.select(CalendarConnection.id).where(
+        live,
+        CalendarConnection.channel_expires_at.is_not_null(),
+        # hand SQL fragment: half the channel's life is date arithmetic between two columns
+        QueryString("now() >= channel_created_at + (channel_expires_at - channel_created_at) / 2"),
+    )
+    quiet_since = datetime.now(UTC) - RESYNC_AFTER
+    stale = await CalendarConnection.select(CalendarConnection.id).where(
+        live,
+        (CalendarConnection.last_synced_at < quiet_since)
+        | (CalendarConnection.last_synced_at.is_null() & (CalendarConnection.created_at < quiet_since)),
+        CalendarConnection.updated_at < quiet_since,
+    )
     for row in renew:
         await calendar.request_renewal(row["id"])
     for row in stale:

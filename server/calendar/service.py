@@ -11,6 +11,9 @@ Invariants kept here:
 - The connect `state` is signed (names the user and provider, expires) and single use: the flow
   data it points to is taken out of Redis with GETDEL, so a replayed state finds nothing.
 - A provider that is off (no client id) is unknown here: its endpoints answer 404.
+
+Rows are read and written through the Piccolo tables (`server.calendar.tables`); a connection's row
+is a dict of `CONNECTION_COLUMNS`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import asyncpg
 import msgspec
+from piccolo.columns import Column
+from piccolo.querystring import QueryString
 from saq import Queue
 
+from server.auth.tables import User
 from server.calendar.crypto import State, StateSigner, TokenBox
 from server.calendar.providers.base import (
     CalEvent,
@@ -40,6 +45,7 @@ from server.calendar.providers.base import (
     Unauthorized,
 )
 from server.calendar.schemas import CalendarEventOut, CalendarEventPage, Connection
+from server.calendar.tables import CalendarConnection, CalendarEvent
 from server.errors import ApiError, bad_request, conflict, not_found
 from server.meetings.schemas import SourceEvent, SourceIn
 from server.services import Services
@@ -58,10 +64,21 @@ PENDING_TTL_S = SYNC_TIMEOUT_S
 RATE_LIMIT_ATTEMPTS = 5
 MAX_RETRY_AFTER_S = 60.0
 
-CONNECTION_COLUMNS = (
-    'id, "user", provider, account_email, status, error, revoked, tokens, sync_cursor, channel_id, '
-    "channel_resource_id, channel_expires_at, channel_created_at, last_synced_at, created_at"
-)
+Row = dict[str, Any]
+
+CONNECTION_COLUMNS: tuple[Column, ...] = (
+    CalendarConnection.id, CalendarConnection.user, CalendarConnection.provider, CalendarConnection.account_email,
+    CalendarConnection.status, CalendarConnection.error, CalendarConnection.revoked, CalendarConnection.tokens,
+    CalendarConnection.sync_cursor, CalendarConnection.channel_id, CalendarConnection.channel_resource_id,
+    CalendarConnection.channel_expires_at, CalendarConnection.channel_created_at, CalendarConnection.last_synced_at,
+    CalendarConnection.created_at,
+)  # fmt: skip
+"""What a connection's row holds here (`Calendar.load`)."""
+
+
+def now() -> QueryString:
+    """The database's `now()` as a value in a Piccolo insert or update."""
+    return QueryString("now()")
 
 
 def build_providers(services: Services) -> dict[str, Provider]:
@@ -79,7 +96,7 @@ def build_providers(services: Services) -> dict[str, Provider]:
     return providers
 
 
-def connection_of(row: asyncpg.Record) -> Connection:
+def connection_of(row: Mapping[str, Any]) -> Connection:
     return Connection(
         id=row["id"],
         provider=row["provider"],
@@ -173,22 +190,31 @@ class Calendar:
             log.warning("calendar.redeem_failed", extra={"provider": provider_name, "error": str(err)[:300]})
             raise bad_request("the provider refused the authorization code; start connecting again") from None
         user_id = uuid.UUID(state.user_id)
-        async with self.services.db.pool.acquire() as connection:
-            exists = await connection.fetchval("SELECT true FROM users WHERE id = $1", user_id)
-            if not exists:
-                raise bad_request("the account that started connecting no longer exists")
-            connection_id: uuid.UUID = await connection.fetchval(
-                """INSERT INTO calendar_connections (id, "user", provider, account_email, tokens)
-                   VALUES ($1, $2, $3, $4, $5)
-                   ON CONFLICT ("user", provider, account_email) DO UPDATE
-                   SET tokens = EXCLUDED.tokens, status = 'active', error = NULL, revoked = false, updated_at = now()
-                   RETURNING id""",
-                uuid.uuid4(),
-                user_id,
-                provider_name,
-                grant.account_email[:320],
-                self.box.seal(grant.tokens),
+        if not await User.exists().where(User.id == user_id):
+            raise bad_request("the account that started connecting no longer exists")
+        row = CalendarConnection(
+            id=uuid.uuid4(),
+            user=user_id,
+            provider=provider_name,
+            account_email=grant.account_email[:320],
+            tokens=self.box.seal(grant.tokens),
+        )
+        stored = (
+            await CalendarConnection.insert(row)
+            .on_conflict(
+                target=(CalendarConnection.user, CalendarConnection.provider, CalendarConnection.account_email),
+                action="DO UPDATE",
+                values=[
+                    CalendarConnection.tokens,
+                    (CalendarConnection.status, "active"),
+                    (CalendarConnection.error, None),
+                    (CalendarConnection.revoked, False),
+                    (CalendarConnection.updated_at, now()),
+                ],
             )
+            .returning(CalendarConnection.id)
+        )
+        connection_id: uuid.UUID = stored[0]["id"]
         log.info(
             "calendar.connected",
             extra={"provider": provider_name, "user_id": str(user_id), "connection_id": str(connection_id)},
@@ -198,14 +224,13 @@ class Calendar:
 
     # --- connections ---------------------------------------------------------------------
 
-    async def load(self, connection_id: uuid.UUID) -> asyncpg.Record | None:
-        async with self.services.db.pool.acquire() as connection:
-            row: asyncpg.Record | None = await connection.fetchrow(
-                f"SELECT {CONNECTION_COLUMNS} FROM calendar_connections WHERE id = $1", connection_id
-            )
+    async def load(self, connection_id: uuid.UUID) -> Row | None:
+        row: Row | None = (
+            await CalendarConnection.select(*CONNECTION_COLUMNS).where(CalendarConnection.id == connection_id).first()
+        )
         return row
 
-    async def owned(self, user_id: uuid.UUID, connection_id: uuid.UUID | str) -> asyncpg.Record:
+    async def owned(self, user_id: uuid.UUID, connection_id: uuid.UUID | str) -> Row:
         """The caller's connection; 404 for one that is not theirs or does not exist."""
         try:
             ident = connection_id if isinstance(connection_id, uuid.UUID) else uuid.UUID(connection_id)
@@ -217,11 +242,11 @@ class Calendar:
         return row
 
     async def connections(self, user_id: uuid.UUID) -> list[Connection]:
-        async with self.services.db.pool.acquire() as connection:
-            rows = await connection.fetch(
-                f'SELECT {CONNECTION_COLUMNS} FROM calendar_connections WHERE "user" = $1 ORDER BY created_at, id',
-                user_id,
-            )
+        rows = (
+            await CalendarConnection.select(*CONNECTION_COLUMNS)
+            .where(CalendarConnection.user == user_id)
+            .order_by(CalendarConnection.created_at, CalendarConnection.id)
+        )
         return [connection_of(row) for row in rows]
 
     async def disconnect(self, user_id: uuid.UUID, connection_id: uuid.UUID) -> None:
@@ -238,8 +263,7 @@ class Calendar:
                 log.warning(
                     "calendar.stop_failed", extra={"connection_id": str(connection_id), "error": str(err)[:200]}
                 )
-        async with self.services.db.pool.acquire() as connection:
-            await connection.execute("DELETE FROM calendar_connections WHERE id = $1", connection_id)
+        await CalendarConnection.delete().where(CalendarConnection.id == connection_id)
         log.info("calendar.disconnected", extra={"connection_id": str(connection_id), "user_id": str(user_id)})
 
     async def manual_sync(self, user_id: uuid.UUID, connection_id: uuid.UUID) -> Connection:
@@ -252,19 +276,20 @@ class Calendar:
     async def upcoming(self, user_id: uuid.UUID, connection_id: uuid.UUID, limit: int) -> CalendarEventPage:
         """The next events the last sync saw (not cancelled, not yet ended), soonest first."""
         await self.owned(user_id, connection_id)
-        async with self.services.db.pool.acquire() as connection:
-            rows = await connection.fetch(
-                """SELECT e.event_id, e.title, e.starts_at, e.ends_at,
-                          coalesce(array_agg(m.id) FILTER (WHERE m.id IS NOT NULL), '{}') AS meeting_ids
-                   FROM calendar_events e
-                   LEFT JOIN meetings m ON m.source IS NOT NULL
-                        AND m.source->>'connection_id' = e.connection::text
-                        AND m.source->>'calendar_event_id' = e.event_id
-                   WHERE e.connection = $1 AND NOT e.cancelled AND coalesce(e.ends_at, e.starts_at) >= now()
-                   GROUP BY e.id ORDER BY e.starts_at, e.event_id LIMIT $2""",
-                connection_id,
-                limit,
-            )
+        # hand SQL: meetings follow an event through fields of their JSONB `source` (no foreign key to traverse),
+        # matched with `->>` so the expression index serves it; Piccolo's JSONB offers only `->`
+        rows = await CalendarEvent.raw(
+            """SELECT e.event_id, e.title, e.starts_at, e.ends_at,
+                      coalesce(array_agg(m.id) FILTER (WHERE m.id IS NOT NULL), ARRAY[]::uuid[]) AS meeting_ids
+               FROM calendar_events e
+               LEFT JOIN meetings m ON m.source IS NOT NULL
+                    AND m.source->>'connection_id' = e.connection::text
+                    AND m.source->>'calendar_event_id' = e.event_id
+               WHERE e.connection = {} AND NOT e.cancelled AND coalesce(e.ends_at, e.starts_at) >= now()
+               GROUP BY e.id ORDER BY e.starts_at, e.event_id LIMIT {}""",
+            connection_id,
+            limit,
+        )
         return CalendarEventPage(
             items=[
                 CalendarEventOut(
@@ -308,15 +333,7 @@ class Calendar:
 
     async def remember(self, connection_id: uuid.UUID, event: CalEvent) -> None:
         """Hold `event` as the base of the next diff (so creating a meeting from it is not itself a change)."""
-        async with self.services.db.pool.acquire() as connection:
-            await connection.execute(
-                """INSERT INTO calendar_events (id, connection, event_id, title, starts_at, ends_at, cancelled)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (connection, event_id) DO UPDATE SET title = EXCLUDED.title,
-                       starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, cancelled = EXCLUDED.cancelled,
-                       updated_at = now()""",
-                uuid.uuid4(), connection_id, event.id, event.title, event.starts_at, event.ends_at, event.cancelled,
-            )  # fmt: skip
+        await hold_events(connection_id, [event])
 
     # --- tokens --------------------------------------------------------------------------
 
@@ -337,14 +354,18 @@ class Calendar:
             except Exception:  # expired meanwhile: nothing to release
                 log.warning("calendar.token_lock_lost", extra={"connection_id": str(connection_id)})
 
-    async def access_token(self, row: asyncpg.Record, *, force: bool = False) -> str:
+    async def access_token(self, row: Row, *, force: bool = False) -> str:
         """A valid access token for the connection: load, refresh if needed and save, under the token lock."""
         provider = self.provider(row["provider"])
         async with self.token_lock(row["id"]):
-            async with self.services.db.pool.acquire() as connection:
-                sealed = await connection.fetchval("SELECT tokens FROM calendar_connections WHERE id = $1", row["id"])
-            if sealed is None:
+            stored = (
+                await CalendarConnection.select(CalendarConnection.tokens)
+                .where(CalendarConnection.id == row["id"])
+                .first()
+            )
+            if stored is None:
                 raise NotFound("the connection was deleted")
+            sealed: str = stored["tokens"]
             try:
                 raw, stale = self.box.open(sealed)
             except ValueError as err:
@@ -352,15 +373,12 @@ class Calendar:
             tokens = Tokens(raw=raw, changed=stale)
             token = await self.call(lambda: provider.access_token(tokens, force=force))
             if tokens.changed:
-                async with self.services.db.pool.acquire() as connection:
-                    await connection.execute(
-                        "UPDATE calendar_connections SET tokens = $2, updated_at = now() WHERE id = $1",
-                        row["id"],
-                        self.box.seal(tokens.raw),
-                    )
+                await CalendarConnection.update(
+                    {CalendarConnection.tokens: self.box.seal(tokens.raw), CalendarConnection.updated_at: now()}
+                ).where(CalendarConnection.id == row["id"])
         return token
 
-    async def with_token(self, row: asyncpg.Record, action: Callable[[str], T]) -> T:
+    async def with_token(self, row: Row, action: Callable[[str], T]) -> T:
         """Run `action(access_token)` in a thread: refresh once on 401, wait out rate limits (`Retry-After`)."""
         refreshed = False
         for attempt in range(RATE_LIMIT_ATTEMPTS):
@@ -383,17 +401,22 @@ class Calendar:
                 await asyncio.sleep(delay)
         raise ProviderError("gave up after repeated rate limits")
 
-    async def mark_revoked(self, row: asyncpg.Record, reason: str) -> bool:
+    async def mark_revoked(self, row: Row, reason: str) -> bool:
         """Mark the connection `error` for good; notify the owner the first time only. True if this call did."""
         from server.notifications.service import notify
 
-        async with self.services.db.pool.acquire() as connection:
-            changed = await connection.fetchval(
-                """UPDATE calendar_connections SET status = 'error', revoked = true, error = $2, updated_at = now()
-                   WHERE id = $1 AND NOT revoked RETURNING true""",
-                row["id"],
-                reason[:500],
+        changed = (
+            await CalendarConnection.update(
+                {
+                    CalendarConnection.status: "error",
+                    CalendarConnection.revoked: True,
+                    CalendarConnection.error: reason[:500],
+                    CalendarConnection.updated_at: now(),
+                }
             )
+            .where((CalendarConnection.id == row["id"]) & (CalendarConnection.revoked == False))  # noqa: E712
+            .returning(CalendarConnection.id)
+        )
         if not changed:
             return False
         log.warning("calendar.revoked", extra={"connection_id": str(row["id"]), "provider": row["provider"]})
@@ -447,6 +470,38 @@ class Calendar:
             retries=3,
             retry_delay=5.0,
             retry_backoff=60.0,
+        )
+
+
+HOLD_BATCH = 1000
+"""Events upserted per statement (eight parameters each, well under PostgreSQL's 32,767)."""
+
+
+async def hold_events(connection_id: uuid.UUID, events: list[CalEvent]) -> None:
+    """Store `events` as what we last saw of them: the base of the next diff."""
+    for start in range(0, len(events), HOLD_BATCH):
+        rows = [
+            CalendarEvent(
+                id=uuid.uuid4(),
+                connection=connection_id,
+                event_id=event.id,
+                title=event.title,
+                starts_at=event.starts_at,
+                ends_at=event.ends_at,
+                cancelled=event.cancelled,
+            )
+            for event in events[start : start + HOLD_BATCH]
+        ]
+        await CalendarEvent.insert(*rows).on_conflict(
+            target=(CalendarEvent.connection, CalendarEvent.event_id),
+            action="DO UPDATE",
+            values=[
+                CalendarEvent.title,
+                CalendarEvent.starts_at,
+                CalendarEvent.ends_at,
+                CalendarEvent.cancelled,
+                (CalendarEvent.updated_at, now()),
+            ],
         )
 
 

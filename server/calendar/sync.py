@@ -18,8 +18,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import asyncpg
+from piccolo.columns import Column
 
 from server.calendar.crypto import webhook_secret
 from server.calendar.providers.base import (
@@ -33,7 +34,8 @@ from server.calendar.providers.base import (
     SyncReset,
 )
 from server.calendar.schemas import CalendarChange, CalendarUpdated, ChangeKind
-from server.calendar.service import SYNC_TIMEOUT_S, Calendar
+from server.calendar.service import SYNC_TIMEOUT_S, Calendar, Row, hold_events, now
+from server.calendar.tables import CalendarConnection, CalendarEvent
 from server.errors import ApiError
 from server.meetings.schemas import MeetingPatch
 from server.meetings.service import update_meeting
@@ -112,17 +114,18 @@ async def run_sync(calendar: Calendar, connection_id: uuid.UUID, *, final_attemp
 
 
 async def _set_status(services: Services, connection_id: uuid.UUID, status: str, error: str | None = None) -> None:
-    async with services.db.pool.acquire() as connection:
-        await connection.execute(
-            """UPDATE calendar_connections SET status = $2, error = coalesce($3, error), updated_at = now()
-               WHERE id = $1 AND NOT revoked""",
-            connection_id,
-            status,
-            None if error is None else error[:500],
-        )
+    """Set the connection's status (and `error`, when given) unless it was revoked."""
+    values: dict[Column | str, Any] = {CalendarConnection.status: status, CalendarConnection.updated_at: now()}
+    if error is not None:
+        values[CalendarConnection.error] = error[:500]
+    await CalendarConnection.update(values).where(_not_revoked(connection_id))
 
 
-async def _sync_once(calendar: Calendar, row: asyncpg.Record) -> int:
+def _not_revoked(connection_id: uuid.UUID) -> Any:
+    return (CalendarConnection.id == connection_id) & (CalendarConnection.revoked == False)  # noqa: E712
+
+
+async def _sync_once(calendar: Calendar, row: Row) -> int:
     provider = calendar.provider(row["provider"])
     cursor: str | None = row["sync_cursor"]
     try:
@@ -149,15 +152,19 @@ async def _sync_once(calendar: Calendar, row: asyncpg.Record) -> int:
 async def _apply(services: Services, connection_id: uuid.UUID, listing: Listing) -> list[Change]:
     """Diff the listing against the events we hold, store the new state and the cursor, in one transaction."""
     latest = {event.id: event for event in listing.events}  # an event listed twice: its last version counts
-    async with services.db.pool.acquire() as connection, connection.transaction():
-        held = {
-            row["event_id"]: row
-            for row in await connection.fetch(
-                """SELECT event_id, title, starts_at, ends_at, cancelled FROM calendar_events
-                   WHERE connection = $1 FOR UPDATE""",
-                connection_id,
+    async with services.db.engine.transaction():
+        rows = (
+            await CalendarEvent.select(
+                CalendarEvent.event_id,
+                CalendarEvent.title,
+                CalendarEvent.starts_at,
+                CalendarEvent.ends_at,
+                CalendarEvent.cancelled,
             )
-        }
+            .where(CalendarEvent.connection == connection_id)
+            .lock_rows("UPDATE")
+        )
+        held = {row["event_id"]: row for row in rows}
         changes: list[Change] = []
         for event in latest.values():
             old = held.get(event.id)
@@ -177,8 +184,8 @@ async def _apply(services: Services, connection_id: uuid.UUID, listing: Listing)
                 continue
             changes.append(Change(event, kind))
         if listing.full:
-            now = datetime.now(UTC)
-            listed_from, listed_to = now - WINDOW_PAST + timedelta(days=1), now + WINDOW_FUTURE - timedelta(days=1)
+            today = datetime.now(UTC)
+            listed_from, listed_to = today - WINDOW_PAST + timedelta(days=1), today + WINDOW_FUTURE - timedelta(days=1)
             for event_id, old in held.items():
                 if event_id in latest or old["cancelled"]:
                     continue
@@ -187,40 +194,31 @@ async def _apply(services: Services, connection_id: uuid.UUID, listing: Listing)
                     continue  # outside the listed window: absence proves nothing
                 gone = CalEvent(event_id, old["title"], old["starts_at"], old["ends_at"], True)
                 changes.append(Change(gone, "cancelled"))
-        if changes:
-            await connection.executemany(
-                """INSERT INTO calendar_events (id, connection, event_id, title, starts_at, ends_at, cancelled)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (connection, event_id) DO UPDATE SET title = EXCLUDED.title,
-                       starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, cancelled = EXCLUDED.cancelled,
-                       updated_at = now()""",
-                [
-                    (uuid.uuid4(), connection_id, c.event.id, c.event.title, c.event.starts_at, c.event.ends_at,
-                     c.event.cancelled)
-                    for c in changes
-                ],
-            )  # fmt: skip
-        await connection.execute(
-            """UPDATE calendar_connections SET sync_cursor = $2, last_synced_at = now(), status = 'active',
-                   error = NULL, updated_at = now()
-               WHERE id = $1 AND NOT revoked""",
-            connection_id,
-            listing.cursor,
-        )
+        await hold_events(connection_id, [change.event for change in changes])  # one event id per change
+        await CalendarConnection.update(
+            {
+                CalendarConnection.sync_cursor: listing.cursor,
+                CalendarConnection.last_synced_at: now(),
+                CalendarConnection.status: "active",
+                CalendarConnection.error: None,
+                CalendarConnection.updated_at: now(),
+            }
+        ).where(_not_revoked(connection_id))
     return changes
 
 
-async def _tell(services: Services, row: asyncpg.Record, changes: list[Change]) -> None:
+async def _tell(services: Services, row: Row, changes: list[Change]) -> None:
     """Move or cancel the meetings that follow changed events, then tell the connection's owner."""
     connection_id = row["id"]
-    async with services.db.pool.acquire() as connection:
-        meetings = await connection.fetch(
-            """SELECT id, owner, title, status, source->>'calendar_event_id' AS event_id FROM meetings
-               WHERE source IS NOT NULL AND source->>'connection_id' = $1 AND source->>'calendar_event_id' = ANY($2)""",
-            str(connection_id),
-            [c.event.id for c in changes],
-        )
-    by_event: dict[str, list[asyncpg.Record]] = {}
+    # hand SQL: meetings follow an event through fields of their JSONB `source`, matched with `->>` so the
+    # expression index serves it; Piccolo's JSONB offers only `->`
+    meetings = await CalendarEvent.raw(
+        """SELECT id, owner, title, status, source->>'calendar_event_id' AS event_id FROM meetings
+           WHERE source IS NOT NULL AND source->>'connection_id' = {} AND source->>'calendar_event_id' = ANY({})""",
+        str(connection_id),
+        [c.event.id for c in changes],
+    )
+    by_event: dict[str, list[Row]] = {}
     for meeting in meetings:
         by_event.setdefault(meeting["event_id"], []).append(meeting)
     out: list[CalendarChange] = []
@@ -248,7 +246,7 @@ async def _tell(services: Services, row: asyncpg.Record, changes: list[Change]) 
         log.exception("calendar.publish_failed", extra={"connection_id": str(connection_id)})
 
 
-async def _follow(services: Services, connection_id: uuid.UUID, meeting: asyncpg.Record, change: Change) -> None:
+async def _follow(services: Services, connection_id: uuid.UUID, meeting: Row, change: Change) -> None:
     """Apply one event change to one meeting (sends `meeting.updated`), then a `meeting.changed` notification."""
     if change.kind == "cancelled":
         patch = MeetingPatch(status="cancelled")
@@ -306,7 +304,7 @@ async def renew_channel(calendar: Calendar, connection_id: uuid.UUID) -> bool:
     return await _open_channel(calendar, row, current)
 
 
-async def _open_channel(calendar: Calendar, row: asyncpg.Record, current: Channel | None) -> bool:
+async def _open_channel(calendar: Calendar, row: Row, current: Channel | None) -> bool:
     services = calendar.services
     provider = calendar.provider(row["provider"])
     connection_id: uuid.UUID = row["id"]
@@ -331,16 +329,15 @@ async def _open_channel(calendar: Calendar, row: asyncpg.Record, current: Channe
         if current is not None:
             raise
         return False
-    async with services.db.pool.acquire() as connection:
-        await connection.execute(
-            """UPDATE calendar_connections SET channel_id = $2, channel_resource_id = $3, channel_expires_at = $4,
-                   channel_created_at = now(), updated_at = now()
-               WHERE id = $1""",
-            connection_id,
-            channel.id,
-            channel.resource_id,
-            channel.expires_at,
-        )
+    await CalendarConnection.update(
+        {
+            CalendarConnection.channel_id: channel.id,
+            CalendarConnection.channel_resource_id: channel.resource_id,
+            CalendarConnection.channel_expires_at: channel.expires_at,
+            CalendarConnection.channel_created_at: now(),
+            CalendarConnection.updated_at: now(),
+        }
+    ).where(CalendarConnection.id == connection_id)
     log.info(
         "calendar.channel_opened" if current is None else "calendar.channel_renewed",
         extra={"connection_id": str(connection_id), "channel_id": channel.id, "expires_at": iso_z(channel.expires_at)},

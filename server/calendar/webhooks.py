@@ -20,6 +20,7 @@ from typing import Any
 from server.calendar.crypto import webhook_secret
 from server.calendar.service import Calendar
 from server.calendar.sync import connection_of_channel
+from server.calendar.tables import CalendarConnection
 from server.errors import ApiError, not_found, unauthorized
 
 log = logging.getLogger("roomcast.calendar.webhooks")
@@ -62,11 +63,11 @@ async def outlook(calendar: Calendar, body: Any) -> None:
         client_state = item.get("clientState")
         if not isinstance(subscription_id, str) or not 0 < len(subscription_id) <= 200:
             continue
-        async with calendar.services.db.pool.acquire() as connection:
-            row = await connection.fetchrow(
-                "SELECT id, revoked FROM calendar_connections WHERE channel_id = $1 AND provider = 'outlook'",
-                subscription_id,
-            )
+        row = (
+            await CalendarConnection.select(CalendarConnection.id, CalendarConnection.revoked)
+            .where((CalendarConnection.channel_id == subscription_id) & (CalendarConnection.provider == "outlook"))
+            .first()
+        )
         if row is None:
             continue
         expected = webhook_secret(calendar.services.settings, "outlook", str(row["id"]))
@@ -80,13 +81,14 @@ async def outlook(calendar: Calendar, body: Any) -> None:
         if lifecycle == "reauthorizationRequired":
             await calendar.request_renewal(row["id"])
         elif lifecycle == "subscriptionRemoved":
-            async with calendar.services.db.pool.acquire() as connection:
-                await connection.execute(
-                    """UPDATE calendar_connections SET channel_id = NULL, channel_resource_id = NULL,
-                           channel_expires_at = NULL, channel_created_at = NULL WHERE id = $1 AND channel_id = $2""",
-                    row["id"],
-                    subscription_id,
-                )
+            await CalendarConnection.update(
+                {
+                    CalendarConnection.channel_id: None,
+                    CalendarConnection.channel_resource_id: None,
+                    CalendarConnection.channel_expires_at: None,
+                    CalendarConnection.channel_created_at: None,
+                }
+            ).where((CalendarConnection.id == row["id"]) & (CalendarConnection.channel_id == subscription_id))
             await calendar.request_sync(row["id"])  # the sync opens a new subscription
         else:  # a change, or `missed` (changes were dropped): sync either way
             await calendar.request_sync(row["id"])

@@ -10,12 +10,14 @@ import uuid
 from typing import Any
 
 import msgspec
+from piccolo.querystring import QueryString
 
 from channels.protocol import ClientFrame, ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
 from server import cache
 from server.auth.identity import principal_of
 from server.notifications.service import COLUMNS, notification_view, unread_count
+from server.notifications.tables import Notification
 from server.services import Services
 
 MAX_READ_IDS = 500
@@ -55,22 +57,21 @@ class NotificationHandlers:
         if not 1 <= frame.limit <= 100:
             raise FrameError(ErrorCode.BAD_REQUEST, "limit must be 1..100")
         user_id = _user(session)
-        args: list[Any] = [user_id, frame.limit]
-        cursor = ""
+        mine = Notification.user == user_id
+        query = Notification.select(*COLUMNS).where(mine)
         if frame.before is not None:
             try:
-                args.append(uuid.UUID(frame.before))
+                before_id = uuid.UUID(frame.before)
             except ValueError:
                 raise FrameError(ErrorCode.BAD_REQUEST, "before is not a valid notification id") from None
-            cursor = (
-                """AND (created_at, id) < (SELECT created_at, id FROM notifications WHERE id = $3 AND "user" = $1)"""
+            cursor = await Notification.select(Notification.created_at).where(mine & (Notification.id == before_id))
+            if not cursor:  # not one of theirs: nothing is older than it
+                return {"items": [], "unread": await unread_count(self.services, user_id)}
+            at = cursor[0]["created_at"]
+            query = query.where(
+                (Notification.created_at < at) | ((Notification.created_at == at) & (Notification.id < before_id))
             )
-        async with self.services.db.pool.acquire() as connection:
-            rows = await connection.fetch(
-                f'SELECT {COLUMNS} FROM notifications WHERE "user" = $1 {cursor} '
-                "ORDER BY created_at DESC, id DESC LIMIT $2",
-                *args,
-            )
+        rows = await query.order_by(Notification.created_at, Notification.id, ascending=False).limit(frame.limit)
         return {"items": [notification_view(row) for row in rows], "unread": await unread_count(self.services, user_id)}
 
     async def mark_read(self, session: SessionView, frame: MarkRead) -> dict[str, Any]:
@@ -83,14 +84,10 @@ class NotificationHandlers:
             except ValueError:
                 continue  # like an unknown id: ignored
         user_id = _user(session)
-        async with self.services.db.pool.acquire() as connection:
-            marked: str = await connection.execute(
-                "UPDATE notifications SET read_at = now() "
-                'WHERE "user" = $1 AND id = ANY($2::uuid[]) AND read_at IS NULL',
-                user_id,
-                ids,
-            )
-        if marked != "UPDATE 0":
+        marked = ids and await Notification.update({Notification.read_at: QueryString("now()")}).where(
+            (Notification.user == user_id) & Notification.id.is_in(ids) & Notification.read_at.is_null()
+        ).returning(Notification.id)
+        if marked:
             await cache.invalidate(self.services, cache.user_scope(user_id))  # the unread count in `welcome`
         return {"unread": await unread_count(self.services, user_id)}
 

@@ -3,6 +3,7 @@
 Stored first, then published as a `notification` event to `user:<id>`, so every open tab of
 that user on any server process sees it at once and a closed tab finds it in the list later.
 A `dedupe_key` makes a notification that must be sent once (a reminder) idempotent.
+Rows are read and written through the Piccolo table `server.notifications.tables.Notification`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import uuid
 from typing import Any
 
 import msgspec
+from piccolo.columns import Column
 
 from channels.protocol import Event
 from server import cache
+from server.notifications.tables import Notification
 from server.rooms import user_room
 from server.services import Services
 from server.times import iso_z
@@ -36,7 +39,16 @@ class NotificationEvent(Event, tag="notification", kw_only=True):
     notification: NotificationOut
 
 
-COLUMNS = "id, kind, title, body, data, created_at, read_at"
+COLUMNS: tuple[Column, ...] = (
+    Notification.id,
+    Notification.kind,
+    Notification.title,
+    Notification.body,
+    Notification.data,
+    Notification.created_at,
+    Notification.read_at,
+)
+"""What `notification_view` reads."""
 
 
 def notification_view(row: Any) -> NotificationOut:
@@ -65,16 +77,20 @@ async def notify(
     dedupe_key: str | None = None,
 ) -> NotificationOut | None:
     """Store and deliver one notification; None if `dedupe_key` says it was already sent."""
-    async with services.db.pool.acquire() as connection:
-        row = await connection.fetchrow(
-            f"""INSERT INTO notifications (id, "user", kind, title, body, data, dedupe_key)
-                VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-                ON CONFLICT ("user", dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
-                RETURNING {COLUMNS}""",
-            uuid.uuid4(), user_id, kind, title, body, msgspec.json.encode(data or {}).decode(), dedupe_key,
-        )  # fmt: skip
-    if row is None:
+    notification_row = Notification(
+        id=uuid.uuid4(),
+        user=user_id,
+        kind=kind,
+        title=title,
+        body=body,
+        data=msgspec.json.encode(data or {}).decode(),
+        dedupe_key=dedupe_key,
+    )
+    # the only unique index a new row can hit is ("user", dedupe_key): a conflict means already sent
+    inserted = await Notification.insert(notification_row).on_conflict(action="DO NOTHING").returning(*COLUMNS)
+    if not inserted:
         return None
+    row = inserted[0]
     await cache.invalidate(services, cache.user_scope(user_id))  # the unread count in `welcome`
     notification = notification_view(row)
     await services.broker.publish(NotificationEvent(room=user_room(user_id), notification=notification))
@@ -83,8 +99,6 @@ async def notify(
 
 
 async def unread_count(services: Services, user_id: uuid.UUID) -> int:
-    async with services.db.pool.acquire() as connection:
-        count: int = await connection.fetchval(
-            'SELECT count(*) FROM notifications WHERE "user" = $1 AND read_at IS NULL', user_id
-        )
+    """The user's unread notifications (`welcome` carries it; `server.realtime` caches it per user)."""
+    count: int = await Notification.count().where((Notification.user == user_id) & Notification.read_at.is_null())
     return count

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from server.notifications.service import notify
+from server.notifications.tables import Notification
 from server.services import Services
 
 log = logging.getLogger("roomcast.notifications")
@@ -69,8 +70,9 @@ async def question_dismissed(services: Services, question: dict[str, Any]) -> No
 
 
 async def presenter_added(services: Services, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    async with services.db.pool.acquire() as connection:
-        title = await connection.fetchval("SELECT title FROM meetings WHERE id = $1", meeting_id)
+    # hand SQL: the meetings table belongs to server.meetings, a layer above this one (pyproject's import contracts)
+    meetings = await Notification.raw("SELECT title FROM meetings WHERE id = {}", meeting_id)
+    title = meetings[0]["title"] if meetings else None
     await _send(
         services,
         user_id,

@@ -24,7 +24,6 @@ from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, Grant, Publisher, SessionView
 from server.auth.identity import principal_of
 from server.coalesce import Coalescer
-from server.db import Database
 from server.meetings.policy import access_of
 from server.polls import service
 from server.polls.events import poll_view, publish_changes, results_events, views
@@ -50,8 +49,7 @@ DEFINITIONS_CACHED = 10_000
 class ResultsCoalescer:
     """`poll.results`: at most one per poll per 500 ms across processes, the last one exact (`server.coalesce`)."""
 
-    def __init__(self, db: Database, redis: Redis, broker: Publisher, key_prefix: str) -> None:
-        self._db = db
+    def __init__(self, redis: Redis, broker: Publisher, key_prefix: str) -> None:
         self._broker = broker
         self._coalescer = Coalescer(
             redis, key_prefix, "poll-results", RESULTS_WINDOW_S, self._flush, batch=RESULTS_BATCH
@@ -65,9 +63,8 @@ class ResultsCoalescer:
         await self._coalescer.close()
 
     async def _flush(self, meeting_id: uuid.UUID, polls: list[uuid.UUID], in_time: Callable[[], bool]) -> bool:
-        async with self._db.pool.acquire() as connection:
-            rows = [row for poll_id in polls if (row := await service.fetch_poll(connection, meeting_id, poll_id))]
-            computed = await service.with_results(connection, rows)
+        rows = [row for poll_id in polls if (row := await service.fetch_poll(meeting_id, poll_id))]
+        computed = await service.with_results(rows)
         if not in_time():
             return False
         await publish_events(
@@ -97,7 +94,7 @@ class PollFrames:
         cached = self.definitions.get(poll_id)
         if cached is not None:
             return cached
-        found, frozen = await service.load_definition(self.services.db.pool, meeting_id, poll_id)
+        found, frozen = await service.load_definition(meeting_id, poll_id)
         if frozen:
             self.definitions[poll_id] = found
             if len(self.definitions) > DEFINITIONS_CACHED:
@@ -110,8 +107,9 @@ class PollFrames:
         access.require_moderator()
         meeting_id = access.meeting_id
         poll_id = parse_id(frame.poll_id, "poll_id")
-        async with service.in_order(self.services.db.pool, meeting_id) as connection:
-            changes = await service.act(connection, meeting_id, poll_id, frame.action)
+        async with service.in_order(self.services.db, meeting_id) as commit:
+            changes = await service.act(meeting_id, poll_id, frame.action)
+            await commit()
             await publish_changes(self.services.broker, changes)
         log.info("polls.action", extra={"meeting_id": str(meeting_id), "poll_id": str(poll_id), "action": frame.action})
         change = changes[-1]
@@ -125,7 +123,7 @@ class PollFrames:
         settings = self.services.settings
         await self.limit("answer", settings.vote_per_minute, 60, meeting_id, principal.user_id)
         answer = check_answer(await self.definition(meeting_id, poll_id), frame)
-        await service.respond(self.services.db.pool, meeting_id, poll_id, principal.user_id, answer)
+        await service.respond(meeting_id, poll_id, principal.user_id, answer)
         self.results.touch(meeting_id, poll_id)
         await self.services.broker.publish(
             PollResponseEvent(room=user_room(principal.user_id), poll_id=str(poll_id), response=answer)
@@ -158,9 +156,7 @@ def build_router(frames: PollFrames) -> FrameRouter:
 
 async def polls_snapshot(services: Services, meeting_id: uuid.UUID, moderation: bool) -> list[PollOut]:
     """The polls that room may see, by position, with results as its audience may see them."""
-    async with services.db.pool.acquire() as connection:
-        rows = await service.list_polls(connection, meeting_id, drafts=moderation)
-        computed = await service.with_results(connection, rows)
+    computed = await service.with_results(await service.list_polls(meeting_id, drafts=moderation))
     return views(computed, moderator=moderation)
 
 
@@ -168,6 +164,5 @@ async def mine_snapshot(services: Services, session: SessionView, meeting_id: uu
     """The joiner's own upvotes and answers, so a reloaded page shows what it pressed."""
     user_id = principal_of(session).user_id
     votes = await qa_service.my_votes(services.db.pool, meeting_id, user_id)
-    async with services.db.pool.acquire() as connection:
-        responses = await service.my_answers(connection, meeting_id, user_id)
+    responses = await service.my_answers(meeting_id, user_id)
     return {"votes": votes, "responses": responses}

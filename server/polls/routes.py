@@ -56,8 +56,9 @@ async def create_poll(
 ) -> PollOut:
     """Prepare a poll (status `draft`, last in the list); only owner and presenters see it until it is opened."""
     body = decode(data, PollCreate)
-    async with service.in_order(services.db.pool, meeting_id) as connection:
-        change = await service.create(connection, meeting_id, body)
+    async with service.in_order(services.db, meeting_id) as commit:
+        change = await service.create(meeting_id, body)
+        await commit()
         await _publish(services, meeting_id, [change])
     assert change.after is not None
     log.info("polls.created", extra={"meeting_id": str(meeting_id), "poll_id": str(change.after["id"])})
@@ -67,8 +68,7 @@ async def create_poll(
 @get("/meetings/{meeting_id:uuid}/polls", guards=[MODERATORS], responses=error_responses(401, 403, 404))
 async def list_polls(meeting_id: FromPath[uuid.UUID], services: NamedDependency[Services]) -> PollList:
     """Every poll of the meeting, drafts too, by `position`, with results."""
-    async with services.db.pool.acquire() as connection:
-        computed = await service.with_results(connection, await service.list_polls(connection, meeting_id, drafts=True))
+    computed = await service.with_results(await service.list_polls(meeting_id, drafts=True))
     return PollList(items=[poll_view(row, results, moderator=True) for row, results in computed])
 
 
@@ -86,8 +86,9 @@ async def update_poll(
     """Change any field of the create body until the poll is first opened (then 409), `show_results` and
     `position` (0-based; the other polls shift) at any time."""
     patch_body = decode(data, PollPatch)
-    async with service.in_order(services.db.pool, meeting_id) as connection:
-        changes = await service.update(connection, meeting_id, poll_id, patch_body)
+    async with service.in_order(services.db, meeting_id) as commit:
+        changes = await service.update(meeting_id, poll_id, patch_body)
+        await commit()
         await _publish(services, meeting_id, changes)
     change = changes[0]
     assert change.after is not None
@@ -104,8 +105,9 @@ async def delete_poll(
     meeting_id: FromPath[uuid.UUID], poll_id: FromPath[uuid.UUID], services: NamedDependency[Services]
 ) -> None:
     """Delete the poll and its answers; rooms that saw it get `poll.removed`."""
-    async with service.in_order(services.db.pool, meeting_id) as connection:
-        change = await service.delete(connection, meeting_id, poll_id)
+    async with service.in_order(services.db, meeting_id) as commit:
+        change = await service.delete(meeting_id, poll_id)
+        await commit()
         await _publish(services, meeting_id, [change])
     log.info("polls.deleted", extra={"meeting_id": str(meeting_id), "poll_id": str(poll_id)})
 
@@ -120,7 +122,7 @@ def answer_text(row: service.Row) -> str:
 
 
 async def answer_cells(services: Services, meeting_id: uuid.UUID) -> AsyncIterator[list[Any]]:
-    async for row in service.export_rows(services.db.pool, meeting_id):
+    async for row in service.export_rows(meeting_id):
         yield [
             str(row["poll_id"]),
             row["title"],

@@ -66,6 +66,7 @@ class QaHandlers:
         self.on_answered = on_answered
         self.on_dismissed = on_dismissed
         self.limiter = RateLimiter(services.redis)
+        self.ask_contexts = service.AskContexts()
         self._local_locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def router(self) -> FrameRouter:
@@ -89,9 +90,11 @@ class QaHandlers:
         async with lock, service.in_order(self.services.db.pool, meeting_id) as connection:
             yield connection
 
+    def _limit_key(self, kind: str, meeting_id: uuid.UUID, user_id: uuid.UUID) -> str:
+        return self.services.key("rl", kind, str(meeting_id), str(user_id))
+
     async def _limit(self, kind: str, per_minute: int, meeting_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        key = self.services.key("rl", kind, str(meeting_id), str(user_id))
-        wait = await self.limiter.hit(key, per_minute, 60)
+        wait = await self.limiter.hit(self._limit_key(kind, meeting_id, user_id), per_minute, 60)
         if wait:
             raise FrameError(ErrorCode.RATE_LIMITED, f"too many {kind}s; try again in {wait} s", retry_after_s=wait)
 
@@ -106,6 +109,8 @@ class QaHandlers:
             anonymous=frame.anonymous,
             client_id=frame.client_id,
             admit=lambda: self._limit("question", self.services.settings.ask_per_minute, meeting_id, principal.user_id),
+            refund=lambda: self.limiter.refund(self._limit_key("question", meeting_id, principal.user_id)),
+            contexts=self.ask_contexts,
         )
         if created:
             await publish_changes(self.services.broker, [service.Change(None, row)])

@@ -33,15 +33,18 @@ log = logging.getLogger("roomcast.qa")
 
 def question_view(row: Row, *, moderator: bool = False, as_author: bool = False) -> QuestionOut:
     """The question as one audience sees it."""
-    author = None if row["author"] is None else Author(id=str(row["author"]), display_name=row["author_name"])
-    fields: dict[str, Any] = {
+    return _view(row, _shared_fields(row), moderator=moderator, as_author=as_author)
+
+
+def _shared_fields(row: Row) -> dict[str, Any]:
+    """What every audience's view has in common (all but the author and the blocked words), built once per change."""
+    return {
         "id": str(row["id"]),
         "meeting_id": str(row["meeting"]),
         "text": row["text"],
         "status": row["status"],
         "pinned": row["pinned"],
         "votes": row["votes"],
-        "author": author if (as_author or not row["anonymous"]) else None,
         "anonymous": row["anonymous"],
         "answer": row["answer"],
         "created_at": iso_z(row["created_at"]),
@@ -51,9 +54,14 @@ def question_view(row: Row, *, moderator: bool = False, as_author: bool = False)
         "dismiss_reason": row["dismiss_reason"],
         "merged_into": str(row["merged_into"]) if row["merged_into"] else None,
     }
+
+
+def _view(row: Row, shared: dict[str, Any], *, moderator: bool, as_author: bool) -> QuestionOut:
+    shown = row["author"] is not None and (as_author or not row["anonymous"])
+    author = Author(id=str(row["author"]), display_name=row["author_name"]) if shown else None
     if moderator:
-        return ModeratorQuestionOut(**fields, flagged_words=list(row["flagged_words"] or []))
-    return QuestionOut(**fields)
+        return ModeratorQuestionOut(**shared, author=author, flagged_words=list(row["flagged_words"] or []))
+    return QuestionOut(**shared, author=author)
 
 
 def _visible(row: Row | None) -> bool:
@@ -69,24 +77,28 @@ def events_for(change: Change) -> list[Event]:
     merged_into = str(change.merged_into) if change.merged_into else None
     events: list[Event] = []
 
+    shared = None if after is None else _shared_fields(after)
+    public = None if after is None or shared is None else _view(after, shared, moderator=False, as_author=False)
     room = meeting_room(meeting_id)
     if _visible(after) and not _visible(before):
-        events.append(QuestionCreated(room=room, question=question_view(after)))  # type: ignore[arg-type]
+        events.append(QuestionCreated(room=room, question=public))  # type: ignore[arg-type]
     elif _visible(after):
-        events.append(QuestionUpdated(room=room, question=question_view(after)))  # type: ignore[arg-type]
+        events.append(QuestionUpdated(room=room, question=public))  # type: ignore[arg-type]
     elif _visible(before):
         events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
 
-    audiences: list[tuple[str, dict[str, bool]]] = [(moderation_room(meeting_id), {"moderator": True})]
+    audiences: list[tuple[str, bool]] = [(moderation_room(meeting_id), True)]  # (room, moderator)
     if current["author"] is not None:  # None once the author deleted their account
-        audiences.append((user_room(current["author"]), {"as_author": True}))
-    for room, view in audiences:
-        if after is None:
+        audiences.append((user_room(current["author"]), False))
+    for room, moderator in audiences:
+        if after is None or shared is None:
             events.append(QuestionRemoved(room=room, question_id=question_id, merged_into=merged_into))
-        elif before is None:
-            events.append(QuestionCreated(room=room, question=question_view(after, **view)))
+            continue
+        view = _view(after, shared, moderator=moderator, as_author=not moderator)
+        if before is None:
+            events.append(QuestionCreated(room=room, question=view))
         else:
-            events.append(QuestionUpdated(room=room, question=question_view(after, **view)))
+            events.append(QuestionUpdated(room=room, question=view))
     return events
 
 

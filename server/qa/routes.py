@@ -77,7 +77,7 @@ async def question_cells(
 ) -> AsyncIterator[list[Any]]:
     """The CSV's rows, a page at a time; gives the export's slot back when done (or abandoned)."""
     try:
-        async for page in export_pages(services.db.pool, meeting_id):
+        async for page in export_pages(meeting_id):
             await services.redis.zadd(slot_key, {token: time.time()}, xx=True)  # still making progress
             for row in page:
                 yield [

@@ -1,33 +1,78 @@
 """Q&A persistence: one transaction per action, returning what changed so the caller can publish it.
 
-Writes go through plain asyncpg on the process's pool (these are the hot paths). Invariants are
-database facts: one pinned question per meeting (partial unique index), one question per
-(meeting, author, client_id), one vote per (question, user). Changes to a meeting's existing
-questions run inside `in_order`, so they commit and publish one at a time per meeting.
+Rows are read and written through the Piccolo tables (`server.qa.tables`). Hand-written SQL is
+kept where it earns its place, each statement saying why: the ask and the vote (the hot writes
+of a town hall), the trigram search, the advisory lock of `in_order`, the snapshot reads of
+every join and the question reads of a moderation (Piccolo builds each query in Python every
+time it runs, measured at 0.15-2.7 ms more for these).
+
+Invariants are database facts: one pinned question per meeting (partial unique index), one
+question per (meeting, author, client_id), one vote per (question, user). Changes to a
+meeting's existing questions run inside `in_order`, on the connection holding the meeting's
+lock (`server.db.on_connection`), so they commit and publish one at a time per meeting.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from piccolo.columns import Column
+from piccolo.query.functions.aggregate import Count
+from piccolo.query.functions.conditional import Coalesce
+from piccolo.querystring import QueryString
 
 from channels.protocol import ErrorCode, FrameError
-from server.db import advisory_locked
+from server.db import advisory_locked, on_connection
 from server.meetings.schemas import MeetingSettings
+from server.meetings.tables import Meeting
 from server.qa.rules import blocked_words_in, clean_text, qa_settings
+from server.qa.tables import Mute, Question, Vote
 
 Row = dict[str, Any]
+Values = dict[Column | str, Any]
+"""New column values of one question, for `Question.update`."""
+
+NOW = QueryString("now()")
+"""The database's clock, as the hand-written statements and the column defaults use it."""
+
+QUESTION_FIELDS: tuple[Column, ...] = (
+    Question.id,
+    Question.meeting,
+    Question.author,
+    Question.author.display_name.as_alias("author_name"),
+    Question.text,
+    Question.status,
+    Question.pinned,
+    Question.votes,
+    Question.anonymous,
+    Question.answer,
+    Question.flagged,
+    Question.flagged_words,
+    Question.dismiss_reason,
+    Question.merged_into,
+    Question.client_id,
+    Question.created_at,
+    Question.updated_at,
+    Question.answered_at,
+)
+"""A question as `question_view` reads it: its columns and its author's name (Piccolo joins `users`).
+
+`QUESTION_COLUMNS` is the same for hand-written statements (a test keeps the two equal)."""
 
 QUESTION_COLUMNS = """q.id, q.meeting, q.author, u.display_name AS author_name, q.text, q.status, q.pinned,
     q.votes, q.anonymous, q.answer, q.flagged, q.flagged_words, q.dismiss_reason, q.merged_into,
     q.client_id, q.created_at, q.updated_at, q.answered_at"""
+"""`QUESTION_FIELDS` for the hand-written statements (`q` is `questions`, `u` its author in `users`)."""
 
-SELECT_QUESTION = f"SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author WHERE q.id = $1"
+SELECT_QUESTION = f"""SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author
+WHERE q.id = $1 AND q.meeting = $2"""
 
 SNAPSHOT_LIMIT = 500
 """Questions in one snapshot: the top 500 by the snapshot order (pinned, votes, age)."""
@@ -57,6 +102,11 @@ def in_order(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AbstractAsyncContextM
     The caller commits *and publishes* inside it, so changes to one meeting's questions reach
     every client in the order they were committed, even when they arrive at different server
     processes at once (two concurrent pins must not leave clients with two pinned questions).
+    The lock is session-level (hand-written in `server.db.advisory_locked`: Piccolo has no
+    advisory locks) because it must outlive the COMMIT until the publish is done; a
+    transaction-level lock would let the next change commit and publish before this one's
+    publish. The changes run on this same connection (`on_connection`), never on a second
+    pooled one, which could wait forever on a pool whose connections all wait on locks.
     """
     return advisory_locked(pool, f"qa:{meeting_id}")
 
@@ -66,15 +116,20 @@ def not_found(what: str = "question") -> FrameError:
 
 
 async def meeting_info(connection: asyncpg.Connection, meeting_id: uuid.UUID) -> MeetingInfo:
-    row = await connection.fetchrow("SELECT id, status, settings FROM meetings WHERE id = $1", meeting_id)
+    """The meeting's status and Q&A settings, read on `connection`."""
+    async with on_connection(connection):
+        row = await Meeting.select(Meeting.status, Meeting.settings).where(Meeting.id == meeting_id).first()
     if row is None:
         raise not_found("meeting")
-    return MeetingInfo(row["id"], row["status"], qa_settings(row["settings"]))
+    return MeetingInfo(meeting_id, row["status"], qa_settings(row["settings"]))
 
 
 async def fetch_question(connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID) -> Row:
-    row = await connection.fetchrow(SELECT_QUESTION, question_id)
-    if row is None or row["meeting"] != meeting_id:
+    """The question as `question_view` reads it, if it is in `meeting_id` (PITFALLS 21); `not_found` otherwise."""
+    # hand-written: a moderation reads two to four questions while holding the meeting's lock, 0.15-0.4 ms more
+    # each through Piccolo (measured), and every change to the meeting's questions queues behind that lock
+    row = await connection.fetchrow(SELECT_QUESTION, question_id, meeting_id)
+    if row is None:
         raise not_found()
     return dict(row)
 
@@ -102,6 +157,79 @@ _INSERT_QUESTION = f"""WITH q AS (
 )
 SELECT {QUESTION_COLUMNS} FROM q LEFT JOIN users u ON u.id = q.author"""
 
+_ASK = f"""WITH m AS (
+    SELECT status, settings, settings = $10::jsonb AS settings_unchanged,
+           EXISTS (SELECT 1 FROM mutes WHERE meeting = $2 AND "user" = $3) AS asker_muted
+    FROM meetings WHERE id = $2
+), q AS (
+    INSERT INTO questions (id, meeting, author, text, status, anonymous, flagged, flagged_words, client_id)
+    SELECT $1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::boolean, $7::boolean, $8::text[], $9::text FROM m
+    WHERE m.settings_unchanged AND NOT m.asker_muted AND m.status NOT IN ('ended', 'cancelled')
+    ON CONFLICT (meeting, author, client_id) WHERE client_id IS NOT NULL DO NOTHING
+    RETURNING *
+)
+SELECT m.status AS meeting_status, m.settings AS meeting_settings, m.settings_unchanged, m.asker_muted,
+       {QUESTION_COLUMNS}
+FROM m LEFT JOIN q ON true LEFT JOIN users u ON u.id = q.author"""
+"""An ask in one statement, for a meeting whose settings this process knows (`AskContexts`): stores
+the question only if the meeting still has those settings, is open and the asker is not muted;
+returns the meeting's state either way (no row: no such meeting)."""
+
+_ASK_STATE = ("meeting_status", "meeting_settings", "settings_unchanged", "asker_muted")
+
+
+class AskContexts:
+    """Each meeting's status and stored settings as this process last read them (a bounded LRU).
+
+    With them an ask checks its rules first and then takes one statement (`_ASK`) instead of two:
+    the statement re-reads the meeting and stores the question only if its settings are still
+    these, it is open and the asker is not muted. Otherwise nothing is stored and the ask starts
+    again from a fresh read, so a settings change applies to the very next ask, as without them,
+    and nothing has to invalidate them.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: OrderedDict[uuid.UUID, tuple[str, str, MeetingSettings]] = OrderedDict()
+
+    def get(self, meeting_id: uuid.UUID) -> tuple[str, str, MeetingSettings] | None:
+        """(status, settings as stored, settings) of the meeting, if known."""
+        entry = self._entries.get(meeting_id)
+        if entry is not None:
+            self._entries.move_to_end(meeting_id)
+        return entry
+
+    def put(self, meeting_id: uuid.UUID, status: str, stored: Any) -> MeetingSettings:
+        settings = qa_settings(stored)
+        if isinstance(stored, str):
+            self._entries[meeting_id] = (status, stored, settings)
+            self._entries.move_to_end(meeting_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return settings
+
+    def drop(self, meeting_id: uuid.UUID) -> None:
+        self._entries.pop(meeting_id, None)
+
+
+def _new_question(
+    meeting_id: uuid.UUID,
+    author_id: uuid.UUID,
+    text: str,
+    anonymous: bool,
+    client_id: str | None,
+    settings: MeetingSettings,
+) -> tuple[Any, ...]:
+    """The insert's arguments for an ask that passes the meeting's Q&A rules; FrameError if it does not."""
+    if anonymous and not settings.anonymous_questions:
+        raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
+    text = clean_text(text, settings.max_question_length)
+    if client_id is not None and not 1 <= len(client_id) <= 100:
+        raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
+    flagged_words = blocked_words_in(text, settings.blocked_words)
+    status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+    return (uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id)
+
 
 async def ask(
     pool: asyncpg.Pool,
@@ -112,46 +240,67 @@ async def ask(
     anonymous: bool,
     client_id: str | None,
     admit: Callable[[], Awaitable[None]] | None = None,
+    refund: Callable[[], Awaitable[None]] | None = None,
+    contexts: AskContexts | None = None,
 ) -> tuple[Row, bool]:
     """Store a new question; returns (question, created). A repeated client_id returns the first one.
 
     `admit` (the asker's rate limit) runs once the ask has passed every rule, just before the
     insert: an ask refused for its text (blank, too long, control characters) or its meeting's
-    state does not use up one of the asker's questions per minute.
+    state does not use up one of the asker's questions per minute (`refund` gives back one that
+    `admit` took when the meeting turns out to have changed).
 
-    Two statements and no transaction: asks are the hot write of a town hall, and a transaction
-    would add two round trips without closing any race (a meeting ending between the check and
-    the insert is the same under READ COMMITTED either way).
+    No transaction: asks are the hot write of a town hall. With `contexts` and a meeting seen
+    before, one statement (`_ASK`); otherwise two (the meeting's state, then the insert). A
+    transaction would add round trips without closing any race (a meeting ending between the
+    check and the insert is the same under READ COMMITTED either way).
     """
     async with pool.acquire() as connection:
+        known = contexts.get(meeting_id) if contexts is not None else None
+        if contexts is not None and known is not None and known[0] not in CLOSED_MEETING:
+            _, stored, settings = known
+            question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
+            if admit is not None:
+                await admit()
+            row = await connection.fetchrow(_ASK, *question, stored)
+            if row is not None and row["id"] is not None:
+                return {k: v for k, v in row.items() if k not in _ASK_STATE}, True
+            unchanged = row is not None and row["settings_unchanged"] and not row["asker_muted"]
+            if unchanged and row["meeting_status"] not in CLOSED_MEETING:  # then only a repeated client_id
+                return await _asked_before(connection, meeting_id, author_id, client_id), False
+            contexts.drop(meeting_id)  # changed: the rules are checked again against what is stored now
+            if refund is not None:
+                await refund()
         context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
         if context is None:
             raise not_found("meeting")
-        meeting_status, settings = context["status"], qa_settings(context["settings"])
+        meeting_status = context["status"]
+        if contexts is not None:
+            settings = contexts.put(meeting_id, meeting_status, context["settings"])
+        else:
+            settings = qa_settings(context["settings"])
         if meeting_status in CLOSED_MEETING:
             raise meeting_closed(meeting_status, "questions")
         if context["muted"]:
             raise muted()
-        if anonymous and not settings.anonymous_questions:
-            raise FrameError(ErrorCode.FORBIDDEN, "this meeting does not allow anonymous questions")
-        text = clean_text(text, settings.max_question_length)
-        if client_id is not None and not 1 <= len(client_id) <= 100:
-            raise FrameError(ErrorCode.BAD_REQUEST, "client_id must be 1..100 characters")
-        flagged_words = blocked_words_in(text, settings.blocked_words)
-        status = "pending" if flagged_words or settings.moderation == "pre" else "live"
+        question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
         if admit is not None:
             await admit()
-        row = await connection.fetchrow(
-            _INSERT_QUESTION,
-            uuid.uuid4(), meeting_id, author_id, text, status, anonymous, bool(flagged_words), flagged_words, client_id,
-        )  # fmt: skip
+        row = await connection.fetchrow(_INSERT_QUESTION, *question)
         if row is not None:
             return dict(row), True
-        question_id = await connection.fetchval(
-            "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
-            meeting_id, author_id, client_id,
-        )  # fmt: skip
-        return await fetch_question(connection, meeting_id, question_id), False
+        return await _asked_before(connection, meeting_id, author_id, client_id), False
+
+
+async def _asked_before(
+    connection: asyncpg.Connection, meeting_id: uuid.UUID, author_id: uuid.UUID, client_id: str | None
+) -> Row:
+    """The question this author already asked with `client_id` (an ask sent again)."""
+    question_id = await connection.fetchval(
+        "SELECT id FROM questions WHERE meeting = $1 AND author = $2 AND client_id = $3",
+        meeting_id, author_id, client_id,
+    )  # fmt: skip
+    return await fetch_question(connection, meeting_id, question_id)
 
 
 _VOTE = """
@@ -217,9 +366,6 @@ async def vote(
     return votes, False
 
 
-Arguments = tuple[Any, ...]
-
-
 async def _no_step(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
     return []
 
@@ -227,9 +373,9 @@ async def _no_step(connection: asyncpg.Connection, meeting_id: uuid.UUID, before
 async def _unpin_others(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
     """At most one pinned question per meeting: pinning one unpins the other first."""
     changes = []
-    for other in await connection.fetch("SELECT id FROM questions WHERE meeting = $1 AND pinned", meeting_id):
+    for other in await Question.select(Question.id).where(Question.meeting == meeting_id, Question.pinned.eq(True)):
         other_before = await fetch_question(connection, meeting_id, other["id"])
-        await _update(connection, meeting_id, other["id"], "pinned = false")
+        await _update(meeting_id, other["id"], {Question.pinned: False})
         changes.append(Change(other_before, await fetch_question(connection, meeting_id, other["id"])))
     return changes
 
@@ -240,21 +386,24 @@ def _authorless(before: Row) -> str | None:
 
 
 async def _mute(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
-    statement = 'INSERT INTO mutes (meeting, "user") VALUES ($1, $2) ON CONFLICT DO NOTHING'
-    await connection.execute(statement, meeting_id, before["author"])
+    await Mute.insert(Mute(meeting=meeting_id, user=before["author"], created_at=NOW)).on_conflict(action="DO NOTHING")
     return []
 
 
 async def _unmute(connection: asyncpg.Connection, meeting_id: uuid.UUID, before: Row) -> list[Change]:
-    await connection.execute('DELETE FROM mutes WHERE meeting = $1 AND "user" = $2', meeting_id, before["author"])
+    await Mute.delete().where(Mute.meeting == meeting_id, Mute.user == before["author"])
     return []
 
 
-def _answer_text(text: str | None, reason: str | None) -> Arguments:
+def _answered(text: str | None, reason: str | None) -> Values:
     answer = text.strip() if text else None
     if answer is not None and len(answer) > 5000:
         raise FrameError(ErrorCode.BAD_REQUEST, "the answer is over 5000 characters")
-    return (answer or None,)
+    return {
+        Question.status: "answered",
+        Question.answer: answer or None,
+        Question.answered_at: Coalesce(Question.answered_at, NOW),
+    }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -265,48 +414,58 @@ class Transition:
     """The statuses the action applies to (None: any); others are refused with `conflict`."""
     refusal: str = ""
     """The `conflict` message, `{status}` filled in."""
-    assignments: str | None = None
-    """The question's UPDATE (`$2`... from `arguments`); None: the question row does not change."""
-    arguments: Callable[[str | None, str | None], Arguments] = lambda text, reason: ()
-    """`(text, reason)` of the frame -> the UPDATE's arguments after the id (may refuse the input)."""
+    assignments: Callable[[str | None, str | None], Values] | None = None
+    """`(text, reason)` of the frame -> the question's new values (may refuse the input).
+
+    None: the question row does not change."""
     unchanged_if: Callable[[Row], bool] = lambda before: False
     """Already so: nothing to write, nothing to publish."""
     refuse_if: Callable[[Row], str | None] = lambda before: None
     """A further refusal (`conflict`) that depends on more than the status."""
     step: Callable[[asyncpg.Connection, uuid.UUID, Row], Awaitable[list[Change]]] = _no_step
-    """Runs before the question's UPDATE, in the same transaction; returns other questions it changed."""
+    """Runs before the question's update, in the same transaction (Piccolo bound to its connection);
+    returns other questions it changed."""
 
 
 TRANSITIONS: dict[str, Transition] = {
     "approve": Transition(
         from_statuses=frozenset({"pending"}),
         refusal="only pending questions can be approved; this one is {status}",
-        assignments="status = 'live'",
+        assignments=lambda text, reason: {Question.status: "live"},
     ),
     "dismiss": Transition(
         from_statuses=frozenset({"pending", "live", "answered"}),
         refusal="the question is already dismissed",
-        assignments="status = 'dismissed', pinned = false, dismiss_reason = $2",
-        arguments=lambda text, reason: (reason,),
+        assignments=lambda text, reason: {
+            Question.status: "dismissed",
+            Question.pinned: False,
+            Question.dismiss_reason: reason,
+        },
     ),
     "pin": Transition(
         from_statuses=frozenset(PUBLIC_STATUSES),
         refusal="a {status} question cannot be pinned",
-        assignments="pinned = true",
+        assignments=lambda text, reason: {Question.pinned: True},
         unchanged_if=lambda before: bool(before["pinned"]),
         step=_unpin_others,
     ),
-    "unpin": Transition(assignments="pinned = false", unchanged_if=lambda before: not before["pinned"]),
+    "unpin": Transition(
+        assignments=lambda text, reason: {Question.pinned: False},
+        unchanged_if=lambda before: not before["pinned"],
+    ),
     "answer": Transition(
         from_statuses=frozenset({"live", "answered", "pending"}),
         refusal="a {status} question cannot be answered",
-        assignments="status = 'answered', answer = $2, answered_at = coalesce(answered_at, now())",
-        arguments=_answer_text,
+        assignments=_answered,
     ),
     "reopen": Transition(
         from_statuses=frozenset({"answered", "dismissed"}),
         refusal="only answered or dismissed questions can be reopened; this one is {status}",
-        assignments="status = 'live', dismiss_reason = NULL, answered_at = NULL",
+        assignments=lambda text, reason: {
+            Question.status: "live",
+            Question.dismiss_reason: None,
+            Question.answered_at: None,
+        },
         refuse_if=lambda before: "a merged question cannot be reopened" if before["merged_into"] is not None else None,
     ),
     "mute_author": Transition(step=_mute, refuse_if=_authorless),
@@ -324,12 +483,15 @@ async def moderate(
     text: str | None = None,
     reason: str | None = None,
 ) -> list[Change]:
-    """Apply one moderation action (`TRANSITIONS`); returns every question it changed (pinning can change two)."""
+    """Apply one moderation action (`TRANSITIONS`) in one transaction on `connection` (`in_order`'s).
+
+    Returns every question it changed (pinning can change two).
+    """
     transition = TRANSITIONS.get(action)
     if transition is None:  # the frame's Literal type makes this unreachable from the wire
         raise FrameError(ErrorCode.BAD_REQUEST, f"unknown action {action!r}")
-    arguments = transition.arguments(text, reason)
-    async with connection.transaction():
+    values = None if transition.assignments is None else transition.assignments(text, reason)
+    async with on_connection(connection), connection.transaction():
         await meeting_info(connection, meeting_id)
         before = await fetch_question(connection, meeting_id, question_id)
         status = before["status"]
@@ -341,23 +503,17 @@ async def moderate(
         if transition.unchanged_if(before):
             return []
         changes = await transition.step(connection, meeting_id, before)
-        if transition.assignments is None:
+        if values is None:
             return changes
-        await _update(connection, meeting_id, question_id, transition.assignments, *arguments)
+        await _update(meeting_id, question_id, values)
         changes.append(Change(before, await fetch_question(connection, meeting_id, question_id)))
         return changes
 
 
-async def _update(
-    connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, assignments: str, *args: Any
-) -> None:
-    """`assignments` use $2.. for `args`; the row must also be in `meeting_id`, the meeting the frame named."""
-    meeting_param = f"${len(args) + 2}"
-    await connection.execute(
-        f"UPDATE questions SET {assignments}, updated_at = now() WHERE id = $1 AND meeting = {meeting_param}",
-        question_id,
-        *args,
-        meeting_id,
+async def _update(meeting_id: uuid.UUID, question_id: uuid.UUID, values: Values) -> None:
+    """Set `values` and `updated_at`; the row must also be in `meeting_id`, the meeting the frame named."""
+    await Question.update({**values, Question.updated_at: NOW}).where(
+        Question.id == question_id, Question.meeting == meeting_id
     )
 
 
@@ -365,7 +521,7 @@ async def edit(
     connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, user_id: uuid.UUID, text: str
 ) -> Change:
     """The author rewrites their question while it is not answered (or dismissed); blocked words are checked again."""
-    async with connection.transaction():
+    async with on_connection(connection), connection.transaction():
         meeting = await meeting_info(connection, meeting_id)
         if meeting.status in CLOSED_MEETING:
             raise meeting_closed(meeting.status, "edits")
@@ -376,17 +532,15 @@ async def edit(
             raise FrameError(ErrorCode.CONFLICT, f"a {before['status']} question cannot be edited")
         text = clean_text(text, meeting.settings.max_question_length)
         flagged_words = blocked_words_in(text, meeting.settings.blocked_words)
+        values: Values = {Question.text: text}
         if flagged_words:
-            await _update(
-                connection,
-                meeting_id,
-                question_id,
-                "text = $2, status = 'pending', pinned = false, flagged = true, flagged_words = $3",
-                text,
-                flagged_words,
-            )
-        else:
-            await _update(connection, meeting_id, question_id, "text = $2", text)
+            values |= {
+                Question.status: "pending",
+                Question.pinned: False,
+                Question.flagged: True,
+                Question.flagged_words: flagged_words,
+            }
+        await _update(meeting_id, question_id, values)
         return Change(before, await fetch_question(connection, meeting_id, question_id))
 
 
@@ -398,21 +552,25 @@ async def delete(
     *,
     moderator: bool,
 ) -> Change:
-    async with connection.transaction():
+    async with on_connection(connection), connection.transaction():
         before = await fetch_question(connection, meeting_id, question_id)
         if not moderator and before["author"] != user_id:
             raise FrameError(ErrorCode.FORBIDDEN, "only the author, the owner or a presenter can delete a question")
-        await connection.execute("DELETE FROM questions WHERE id = $1 AND meeting = $2", question_id, meeting_id)
+        await Question.delete().where(Question.id == question_id, Question.meeting == meeting_id)
         return Change(before, None)
 
 
 async def merge(
     connection: asyncpg.Connection, meeting_id: uuid.UUID, question_id: uuid.UUID, into_id: uuid.UUID
 ) -> list[Change]:
-    """Dismiss `question_id` as a duplicate of `into_id`; its voters and author become voters of the target."""
+    """Dismiss `question_id` as a duplicate of `into_id`; its voters and author become voters of the target.
+
+    A voter of both counts once; the votes of deleted accounts (no user) carry over as one vote,
+    as a `UNION` of the voters would have it.
+    """
     if question_id == into_id:
         raise FrameError(ErrorCode.BAD_REQUEST, "a question cannot be merged into itself")
-    async with connection.transaction():
+    async with on_connection(connection), connection.transaction():
         await meeting_info(connection, meeting_id)
         source = await fetch_question(connection, meeting_id, question_id)
         try:
@@ -423,17 +581,21 @@ async def merge(
             raise FrameError(ErrorCode.CONFLICT, "the question is already merged")
         if target["merged_into"] is not None or target["status"] == "dismissed":
             raise FrameError(ErrorCode.CONFLICT, "cannot merge into a merged or dismissed question")
-        await connection.execute(
-            """INSERT INTO votes (question, "user")
-               SELECT $2::uuid, "user" FROM votes WHERE question = $1
-               UNION SELECT $2::uuid, $3::uuid WHERE $3::uuid IS NOT NULL
-               ON CONFLICT DO NOTHING""",
-            question_id, into_id, source["author"],
-        )  # fmt: skip
-        await _update(connection, meeting_id, into_id, "votes = (SELECT count(*) FROM votes WHERE question = $1)")
-        await _update(connection, meeting_id, question_id,
-            "status = 'dismissed', pinned = false, dismiss_reason = 'duplicate', merged_into = $2", into_id,
-        )  # fmt: skip
+        voters = {row["user"] for row in await Vote.select(Vote.user).where(Vote.question == question_id)}
+        if source["author"] is not None:
+            voters.add(source["author"])
+        if voters:
+            new_votes = [Vote(question=into_id, user=user, created_at=NOW) for user in voters]
+            await Vote.insert(*new_votes).on_conflict(action="DO NOTHING")
+        counted = Vote.select(Count()).where(Vote.question == into_id)
+        await _update(meeting_id, into_id, {Question.votes: QueryString("({})", counted.querystrings[0])})
+        dismissed: Values = {
+            Question.status: "dismissed",
+            Question.pinned: False,
+            Question.dismiss_reason: "duplicate",
+            Question.merged_into: into_id,
+        }
+        await _update(meeting_id, question_id, dismissed)
         return [
             Change(source, await fetch_question(connection, meeting_id, question_id), merged_into=into_id),
             Change(target, await fetch_question(connection, meeting_id, into_id)),
@@ -455,6 +617,7 @@ async def snapshot(
         where = "q.meeting = $1 AND (q.status IN ('live', 'answered') OR (q.status = 'pending' AND q.author = $2))"
         args.append(viewer_id)
     async with pool.acquire() as connection:
+        # hand-written: every join runs it, and through Piccolo it costs 1.2-1.9 ms more for 500 rows (measured)
         rows = await connection.fetch(
             f"""SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author WHERE {where}
                 ORDER BY q.pinned DESC, q.votes DESC, q.created_at ASC, q.id ASC LIMIT {SNAPSHOT_LIMIT}""",
@@ -466,6 +629,7 @@ async def snapshot(
 async def my_votes(pool: asyncpg.Pool, meeting_id: uuid.UUID, user_id: uuid.UUID) -> list[str]:
     """The ids of the meeting's questions the user has upvoted (for the snapshot's `mine`)."""
     async with pool.acquire() as connection:
+        # hand-written: every join runs it, and through Piccolo it costs 1.3-2.7 ms more for 100 votes (measured)
         rows = await connection.fetch(
             """SELECT v.question FROM votes v JOIN questions q ON q.id = v.question
                WHERE q.meeting = $1 AND v."user" = $2 ORDER BY v.created_at""",
@@ -501,6 +665,7 @@ async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moder
     """
     statuses = ["pending", "live", "answered"] if moderation else list(PUBLIC_STATUSES)
     async with pool.acquire() as connection:
+        # hand-written: trigram distance and similarity (`<->`, `similarity`) are operators Piccolo has no words for
         rows = await connection.fetch(
             _SIMILAR, meeting_id, text[:SIMILAR_PROBE_CHARS], statuses, timeout=SIMILAR_TIMEOUT_S
         )
@@ -509,13 +674,10 @@ async def similar(pool: asyncpg.Pool, meeting_id: uuid.UUID, text: str, *, moder
 
 EXPORT_PAGE = 500
 """Rows read per pooled-connection checkout while exporting."""
-
-_EXPORT_PAGE = f"""SELECT {QUESTION_COLUMNS} FROM questions q LEFT JOIN users u ON u.id = q.author
-WHERE q.meeting = $1 AND ($2::timestamptz IS NULL OR (q.created_at, q.id) > ($2::timestamptz, $3::uuid))
-ORDER BY q.created_at, q.id LIMIT {EXPORT_PAGE}"""
+EXPORT_PAGE_TIMEOUT_S = 30
 
 
-async def export_pages(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterator[list[Row]]:
+async def export_pages(meeting_id: uuid.UUID) -> AsyncIterator[list[Row]]:
     """Every question of a meeting, oldest first, in pages of EXPORT_PAGE rows.
 
     Each page borrows a pooled connection for one short statement and gives it back before the
@@ -524,13 +686,19 @@ async def export_pages(pool: asyncpg.Pool, meeting_id: uuid.UUID) -> AsyncIterat
     17). Pages follow (created_at, id), so rows are neither skipped nor repeated; a question
     changed during the export appears as it was when its page was read.
     """
-    after: tuple[Any, Any] = (None, None)
+    page = Question.select(*QUESTION_FIELDS).where(Question.meeting == meeting_id)
     while True:
-        async with pool.acquire() as connection:
-            rows = await connection.fetch(_EXPORT_PAGE, meeting_id, *after, timeout=30)
+        async with asyncio.timeout(EXPORT_PAGE_TIMEOUT_S):
+            rows = await page.order_by(Question.created_at, Question.id).limit(EXPORT_PAGE)
         if not rows:
             return
-        yield [dict(row) for row in rows]
+        yield rows
         if len(rows) < EXPORT_PAGE:
             return
-        after = (rows[-1]["created_at"], rows[-1]["id"])
+        created_at, last_id = rows[-1]["created_at"], rows[-1]["id"]
+        # (created_at, id) > (last): the first term bounds the scan of the (meeting, created_at) index
+        page = Question.select(*QUESTION_FIELDS).where(
+            Question.meeting == meeting_id,
+            Question.created_at >= created_at,
+            (Question.created_at > created_at) | (Question.id > last_id),
+        )

@@ -7,7 +7,6 @@ says what a flush reads and publishes.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 
@@ -42,11 +41,12 @@ class VoteCoalescer:
             rows = await connection.fetch("SELECT id, votes FROM questions WHERE id = ANY($1::uuid[])", questions)
         if not in_time():
             return False
-        await asyncio.gather(
-            *(
-                self._broker.publish(QuestionVotes(room=room, question_id=str(row["id"]), votes=row["votes"]))
+        rooms = (meeting_room(meeting_id), moderation_room(meeting_id))
+        await self._broker.publish_many(
+            [
+                QuestionVotes(room=room, question_id=str(row["id"]), votes=row["votes"])
                 for row in rows  # a deleted question has no row: question.removed already said so
-                for room in (meeting_room(meeting_id), moderation_room(meeting_id))
-            )
-        )
+                for room in rooms
+            ]
+        )  # both rooms share the meeting's shard: one round trip for the whole batch
         return True
