@@ -41,7 +41,7 @@ from server.errors import conflict, not_found, unauthorized
 from server.meetings.events import close_meeting_rooms
 from server.meetings.tables import Meeting, MeetingMember
 from server.qa.publish import publish_changes
-from server.qa.service import Change, fetch_question, in_order
+from server.qa.service import QUESTION_FIELDS, Change, fetch_question, in_order
 from server.qa.tables import Question, Vote
 from server.services import Services
 
@@ -183,10 +183,6 @@ async def revoke_session(services: Services, principal: Principal, family_id: uu
         raise not_found("no such session")
     await end_sockets(services, user_id=principal.user_id, family_ids=[family_id])
     log.info("accounts.session_revoked", extra={"user_id": str(principal.user_id), "family_id": str(family_id)})
-
-
-QUESTION_FIELDS = (*Question.all_columns(), Question.author._.display_name.as_alias("author_name"))
-"""A question as the Q&A service reads it (`server.qa.service.fetch_question`): every column and the author's name."""
 
 
 async def delete_account(services: Services, principal: Principal, password: str, address: str) -> None:
