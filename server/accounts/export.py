@@ -35,6 +35,7 @@ from server.calendar.tables import CalendarConnection
 from server.errors import unauthorized
 from server.meetings.service import meeting_of
 from server.meetings.tables import Meeting, MeetingMember
+from server.notifications.service import COLUMNS as NOTIFICATION_COLUMNS
 from server.notifications.tables import Notification
 from server.polls.tables import PollResponse
 from server.qa.tables import Question, Vote
@@ -87,15 +88,7 @@ async def export(services: Services, principal: Principal) -> Export:
             .order_by(Vote.created_at, Vote.question)
         )
         notifications = await (
-            Notification.select(
-                Notification.id,
-                Notification.kind,
-                Notification.title,
-                Notification.body,
-                Notification.data,
-                Notification.created_at,
-                Notification.read_at,
-            )
+            Notification.select(*NOTIFICATION_COLUMNS)
             .where(Notification.user == user_id)
             .order_by(Notification.created_at, Notification.id)
         )
@@ -106,7 +99,7 @@ async def export(services: Services, principal: Principal) -> Export:
         )
         sessions = await live_logins(user_id)
         calendars = await (
-            CalendarConnection.select(
+            CalendarConnection.select(  # not CONNECTION_COLUMNS: those include the tokens, which an export never reads
                 CalendarConnection.id,
                 CalendarConnection.provider,
                 CalendarConnection.account_email,
