@@ -257,9 +257,14 @@ async def ask(
     """
     async with pool.acquire() as connection:
         known = contexts.get(meeting_id) if contexts is not None else None
+        question = None
         if contexts is not None and known is not None and known[0] not in CLOSED_MEETING:
             _, stored, settings = known
-            question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
+            try:
+                question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
+            except FrameError:  # maybe only by the settings last read here: refuse only by what is stored now
+                contexts.drop(meeting_id)
+        if contexts is not None and known is not None and question is not None:
             if admit is not None:
                 await admit()
             row = await connection.fetchrow(_ASK, *question, stored)

@@ -42,6 +42,20 @@ async def test_settings_changed_in_the_database_apply_to_the_next_ask(room: Room
     assert (await alice.request(ask(room.public, "One too many")))["code"] == "rate_limited"
 
 
+async def test_a_rule_relaxed_in_the_database_admits_the_next_ask(room: Room) -> None:
+    """A refusal by the settings this process last read is checked against what is stored, so it heals."""
+    await room.settings(anonymous_questions=False, max_question_length=20)
+    _, alice = await room.participant("Alice")
+    assert (await alice.request(ask(room.public, "Warm it up")))["type"] == "reply"
+    assert (await alice.request(ask(room.public, "Anonymous?", anonymous=True)))["code"] == "forbidden"
+
+    await room.settings(anonymous_questions=True, max_question_length=200)
+    anonymous = await alice.request(ask(room.public, "Anonymous now?", anonymous=True))
+    assert anonymous["type"] == "reply" and anonymous["data"]["question"]["anonymous"] is True, anonymous
+    longer = await alice.request(ask(room.public, "A question longer than twenty characters"))
+    assert longer["type"] == "reply", longer
+
+
 async def test_an_ended_meeting_refuses_the_next_ask(room: Room) -> None:
     _, alice = await room.participant("Alice")
     assert (await alice.request(ask(room.public, "Before the end")))["type"] == "reply"
