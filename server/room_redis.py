@@ -20,7 +20,8 @@ from redis.exceptions import RedisError
 from channels.backend import PubSub
 from channels.metrics import Metrics
 from channels.pubsub import RedisPubSub
-from channels.sharding import ShardedPubSub, ShardedStream, ShardMonitor
+from channels.shard_health import ShardMonitor
+from channels.sharding import ShardedPubSub, ShardedStream
 from channels.shards import Layouts, ShardMap, redact_url
 from channels.stream import RedisStream
 from server.rooms import shard_key

@@ -8,7 +8,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from channels.metrics import Metrics
 from channels.seams import Publisher
-from channels.sharding import ShardMonitor
+from channels.shard_health import ShardMonitor
 from server.db import Database
 from server.settings import Settings
 
