@@ -290,6 +290,10 @@ class RoomcastFleet(Fleet):
                 "ROOMCAST_VOTE_PER_MINUTE": str(vote_per_minute),
                 "ROOMCAST_JOIN_PER_MINUTE": "10000000",
                 "ROOMCAST_REGISTER_PER_HOUR": "1000000",
+                # every simulated client comes from 127.0.0.1: the per-address caps are for real
+                # addresses (with them a storm's 5,000 reconnects met 429s beyond 1,000 at once)
+                "ROOMCAST_MAX_SOCKETS_PER_ADDRESS": "1000000",
+                "ROOMCAST_MAX_UNAUTHENTICATED_PER_ADDRESS": "1000000",
                 "ROOMCAST_LOG_LEVEL": log_level,
             }
         )
