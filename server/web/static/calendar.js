@@ -18,6 +18,7 @@ import { RoomcastClient, sameOriginWsUrl } from "/static/roomcast.js";
 const PROVIDERS = { google: "Google Calendar", outlook: "Outlook" };
 const STATUS_WORDS = { active: "Active", syncing: "Syncing", error: "Error" };
 const REFRESH_MS = 15000;
+const SYNCING_REFRESH_MS = 2000; // a "Syncing" badge settles soon, and a sync that changed nothing sends no frame
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -80,7 +81,9 @@ export function mountCalendar(root, { session, flash = "" }) {
   const problem = root.querySelector('[data-role="problem"]');
   const changed = new Set(); // calendar event ids that just changed, highlighted once
   let timer = null;
+  let settle = null; // the sooner look while a connection says "Syncing"
   let loading = null;
+  let again = false; // a frame arrived while a load was in flight: that load may predate it
 
   flashLine.textContent = flash;
 
@@ -229,17 +232,25 @@ export function mountCalendar(root, { session, flash = "" }) {
       const has = connections.some((c) => c.provider === provider);
       button.textContent = `${has ? "Connect another" : "Connect"} ${PROVIDERS[provider]}`;
     }
-    changed.clear();
+    if (!again) changed.clear(); // a newer frame's ids wait for the load that follows it
+    clearTimeout(settle);
+    settle = connections.some((c) => c.status === "syncing") ? setTimeout(refresh, SYNCING_REFRESH_MS) : null;
   }
 
   async function refresh() {
-    if (!loading) {
-      loading = load()
-        .catch((err) => say(problemText(err)))
-        .finally(() => {
-          loading = null;
-        });
+    if (loading) {
+      again = true;
+      return loading;
     }
+    loading = load()
+      .catch((err) => say(problemText(err)))
+      .finally(() => {
+        loading = null;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
     return loading;
   }
 
@@ -268,6 +279,7 @@ export function mountCalendar(root, { session, flash = "" }) {
     onFrame,
     stop() {
       clearInterval(timer);
+      clearTimeout(settle);
     },
   };
 }
