@@ -456,8 +456,11 @@ class Publisher:
         return False
 
 
-def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
-    """Start `args.servers` processes of `kind`: roomcast, baseline or a peer (benchmarks/peers/)."""
+def make_fleet(kind: str, args: argparse.Namespace, *, env: dict[str, str] | None = None, **limits: int) -> Fleet:
+    """Start `args.servers` processes of `kind`: roomcast, baseline or a peer (benchmarks/peers/).
+
+    `env`: settings for roomcast's processes beyond the benchmark's own (servers.py).
+    """
     from benchmarks.peers.fleets import PEERS, PeerFleet
 
     fleet: Fleet
@@ -470,7 +473,7 @@ def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
             ask_per_minute=limits.get("ask_per_minute", 1_000_000),
             vote_per_minute=limits.get("vote_per_minute", 1_000_000),
             log_level=args.log_level,
-            extra_env={},
+            extra_env=env or {},
             own_redis=args.redis == "own",
             uvicorn_ws=args.uvicorn_ws,
         )
@@ -485,11 +488,16 @@ def make_fleet(kind: str, args: argparse.Namespace, **limits: int) -> Fleet:
 
 @contextlib.asynccontextmanager
 async def running(
-    kind: str, args: argparse.Namespace, progress: report.Progress, **limits: int
+    kind: str,
+    args: argparse.Namespace,
+    progress: report.Progress,
+    *,
+    env: dict[str, str] | None = None,
+    **limits: int,
 ) -> AsyncIterator[Harness]:
     """A fleet of `kind` plus its harness, torn down whatever happens."""
     progress.note(f"starting {args.servers} {kind} server process(es)")
-    fleet = make_fleet(kind, args, **limits)
+    fleet = make_fleet(kind, args, env=env, **limits)
     harness = Harness(fleet, client=args.client, processes=args.processes, progress=progress)
     try:
         harness.create_meeting()
