@@ -76,7 +76,14 @@ def create_app(settings: Settings) -> Litestar:
         metrics=metrics,
         room_shards=shard_monitor,
     )
-    votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix)
+    presence = PresenceTracker(
+        services.redis,
+        settings.redis_prefix,
+        services.broker,
+        ttl_s=settings.presence_ttl_s,
+        redis_for=rooms.redis_for if rooms.sharded else None,
+    )
+    votes = VoteCoalescer(services.db, redis, services.broker, settings.redis_prefix, members=presence.count)
     jobs = make_queue(settings, redis)
     calendar = Calendar(services, jobs)
     polls = poll_handlers.PollFrames(
@@ -84,7 +91,7 @@ def create_app(settings: Settings) -> Litestar:
         poll_handlers.ResultsCoalescer(redis, services.broker, settings.redis_prefix),
         ReactionTally(redis, settings.redis_prefix, services.broker),
     )
-    gateway = realtime_gateway(services, rooms, votes, polls)
+    gateway = realtime_gateway(services, rooms, presence, votes, polls)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
@@ -161,17 +168,14 @@ def create_app(settings: Settings) -> Litestar:
 
 
 def realtime_gateway(
-    services: Services, rooms: RoomRedis, votes: VoteCoalescer, polls: poll_handlers.PollFrames
+    services: Services,
+    rooms: RoomRedis,
+    presence: PresenceTracker,
+    votes: VoteCoalescer,
+    polls: poll_handlers.PollFrames,
 ) -> GatewayPlugin:
     """`/ws` composed from the features: room policies, frame routers (with `server.protocol`'s union)."""
     settings = services.settings
-    presence = PresenceTracker(
-        services.redis,
-        settings.redis_prefix,
-        services.broker,
-        ttl_s=settings.presence_ttl_s,
-        redis_for=rooms.redis_for if rooms.sharded else None,
-    )
     policies: list[RoomPolicy] = [
         UserRoomPolicy(),
         MeetingRoomPolicy(

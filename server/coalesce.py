@@ -50,6 +50,9 @@ end
 return 1
 """
 
+Limit = Callable[[uuid.UUID], Awaitable[int]]
+"""`(group)`: how many of the group's dirty items one flush may publish now (at most `batch`)."""
+
 Flush = Callable[[uuid.UUID, list[uuid.UUID], Callable[[], bool]], Awaitable[bool]]
 """`(group, items, in_time)`: read the items' state and publish it if `in_time()` still holds after the read;
 return False when it gave up (the items are flushed again next window)."""
@@ -58,12 +61,23 @@ return False when it gave up (the items are flushed again next window)."""
 class Coalescer:
     """One kind of coalesced event (`name` names its Redis keys), flushed by `flush` at most every `window_s`."""
 
-    def __init__(self, redis: Redis, key_prefix: str, name: str, window_s: float, flush: Flush, *, batch: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        name: str,
+        window_s: float,
+        flush: Flush,
+        *,
+        batch: int,
+        limit: Limit | None = None,
+    ) -> None:
         self._prefix = f"{key_prefix}:{name}"
         self._name = name
         self._window_s = window_s
         self._flush_items = flush
         self._batch = batch
+        self._limit = limit
         self._acquire = redis.register_script(_ACQUIRE)
         self._release = redis.register_script(_RELEASE)
         self._dirty: dict[uuid.UUID, dict[uuid.UUID, None]] = {}  # group -> items, oldest first
@@ -97,7 +111,14 @@ class Coalescer:
 
     async def _flush(self, group_id: uuid.UUID) -> None:
         dirty = self._dirty[group_id]
-        candidates = list(dirty)[: self._batch]
+        batch = self._batch
+        if self._limit is not None:
+            try:
+                batch = max(1, min(batch, await self._limit(group_id)))
+            except Exception:  # the limit is a refinement: without it, the fixed batch
+                extra = {"kind": self._name, "group_id": str(group_id)}
+                log.warning("coalesce.limit_failed", extra=extra, exc_info=True)
+        candidates = list(dirty)[:batch]
         token = uuid.uuid4().hex
         keys = [key for item in candidates for key in self._keys(item)]
         locked_until = time.monotonic() + LOCK_MS / 2000
