@@ -22,7 +22,7 @@ from channels.protocol import ErrorCode, FrameError
 from channels.seams import FrameRouter, Grant, SessionView
 from server.auth.identity import principal_of
 from server.meetings.policy import access_of
-from server.qa import service
+from server.qa import service, transitions
 from server.qa.frames import Ask, Delete, Edit, Merge, Moderate, Similar, SimilarItem, VoteFrame
 from server.qa.publish import publish_changes, question_view
 from server.qa.votes import VoteCoalescer
@@ -138,7 +138,7 @@ class QaHandlers:
         if frame.reason is not None and frame.action != "dismiss":
             raise FrameError(ErrorCode.BAD_REQUEST, "reason goes only with the dismiss action")
         async with self.in_order(meeting_id) as connection:
-            changes = await service.moderate(
+            changes = await transitions.moderate(
                 connection, meeting_id, question_id, frame.action, text=frame.text, reason=frame.reason
             )
             await publish_changes(self.services.broker, changes)
@@ -162,7 +162,7 @@ class QaHandlers:
         meeting_id, principal = access_of(grant).meeting_id, principal_of(session)
         question_id = parse_id(frame.question_id, "question_id")
         async with self.in_order(meeting_id) as connection:
-            change = await service.edit(connection, meeting_id, question_id, principal.user_id, frame.text)
+            change = await transitions.edit(connection, meeting_id, question_id, principal.user_id, frame.text)
             await publish_changes(self.services.broker, [change])
         assert change.after is not None
         return {"question": question_view(change.after, as_author=True)}
@@ -171,7 +171,7 @@ class QaHandlers:
         access, principal = access_of(grant), principal_of(session)
         question_id = parse_id(frame.question_id, "question_id")
         async with self.in_order(access.meeting_id) as connection:
-            change = await service.delete(
+            change = await transitions.delete(
                 connection, access.meeting_id, question_id, principal.user_id, moderator=access.moderator
             )
             await publish_changes(self.services.broker, [change])
@@ -182,7 +182,7 @@ class QaHandlers:
         access.require_moderator()
         question_id, into_id = parse_id(frame.question_id, "question_id"), parse_id(frame.into_id, "into_id")
         async with self.in_order(access.meeting_id) as connection:
-            source, target = await service.merge(connection, access.meeting_id, question_id, into_id)
+            source, target = await transitions.merge(connection, access.meeting_id, question_id, into_id)
             await publish_changes(self.services.broker, [source, target])
         assert source.after is not None
         await self.on_dismissed(self.services, source.after)

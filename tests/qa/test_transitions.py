@@ -7,8 +7,9 @@ from typing import get_args
 
 from server.db import Database
 from server.qa.frames import ModerateAction
-from server.qa.service import QUESTION_FIELDS, TRANSITIONS, fetch_question
+from server.qa.service import QUESTION_FIELDS, fetch_question
 from server.qa.tables import Question
+from server.qa.transitions import TRANSITIONS
 from tests.qa.conftest import Room, ask
 
 
