@@ -7,7 +7,8 @@ says what a flush reads and publishes, and how many questions one flush may carr
 A vote event goes to every member of the meeting, so what it costs grows with the room: in a town
 hall of 5,000 with votes spread over a few hundred questions, 20 questions per window per
 process were ~250,000 frames a second of vote counts alone, three times the asks' fan-out, and
-they held every ask back (p99 2.3 s from ask to everyone). So each process's vote events of one
+they held the asks back (median reply to an ask 0.67-1.0 s; 0.27-0.64 s with the limit below,
+docs/benchmarks.md "The town hall"). So each process's vote events of one
 meeting are held to `FRAMES_PER_S` delivered frames a second: rooms up to 500 members keep the
 full `BATCH`, a room of 5,000 flushes 2 questions per window per process (each busy question's
 count then moves every few seconds instead of every second; the last event of each is still
