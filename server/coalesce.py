@@ -112,7 +112,7 @@ class Coalescer:
     async def _flush(self, group_id: uuid.UUID) -> None:
         dirty = self._dirty[group_id]
         batch = self._batch
-        if self._limit is not None:
+        if self._limit is not None and len(dirty) > 1:  # one item always goes: no need to ask
             try:
                 batch = max(1, min(batch, await self._limit(group_id)))
             except Exception:  # the limit is a refinement: without it, the fixed batch
