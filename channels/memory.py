@@ -21,7 +21,7 @@ import msgspec
 from channels.backend import Cursor, Disconnect, PubSubListener
 from channels.envelope import Envelope
 from channels.protocol import Event
-from channels.stream import disconnect_message
+from channels.stream import disconnect_message, event_kind
 
 
 class _Room:
@@ -63,7 +63,7 @@ class MemoryBroker:
         if not event.room:
             raise ValueError("an event needs a room")
         payload = msgspec.json.encode(event)
-        kind = str(type(event).__struct_config__.tag).replace(" ", "_")
+        kind = event_kind(type(event))
         state = self._room(event.room)
         state.seq += 1
         wire = payload[:-1] + b',"seq":%d}' % state.seq

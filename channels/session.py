@@ -60,6 +60,7 @@ class Session:
         "_joins",
         "_metrics",
         "_pending",
+        "_pending_bytes",
         "_queue",
         "_queued_bytes",
         "_session_id",
@@ -88,11 +89,11 @@ class Session:
         close_timeout_s: float,
         rate_limit: RateLimit,
         address: str = "",
-        batch: WriteBatch | None = None,
+        batch: WriteBatch,
     ) -> None:
         self._writer = writer
         self._direct = writer.socket
-        self._batch = batch if batch is not None else WriteBatch()
+        self._batch = batch
         self._metrics = metrics
         self._session_id = session_id
         self._identity = identity
@@ -103,6 +104,8 @@ class Session:
         self.subscriptions: dict[str, Subscription] = {}
         self._pending: bytes | list[bytes] | None = None
         """Frames written this loop iteration, for the batch to send in one system call at its end."""
+        self._pending_bytes = 0
+        """Their size: held to `max_queue_bytes`, like the queue (a member handed more in one iteration is too slow)."""
         self._queue: deque[Own | Envelope | Closing] | None = None
         """Frames waiting for the socket (created on the first backlog: most connections never have one)."""
         self._queued_bytes = 0
@@ -158,15 +161,22 @@ class Session:
             return
         pending = self._pending
         if pending is not None:  # already writing this iteration: the same system call carries it
+            frame = item.wire(self.binary)
+            self._pending_bytes += len(frame)
+            if self._pending_bytes > self.max_queue_bytes:
+                self.overflow()
+                return
             if type(pending) is bytes:
-                self._pending = [pending, item.wire(self.binary)]
+                self._pending = [pending, frame]
             else:
-                pending.append(item.wire(self.binary))  # type: ignore[union-attr]
+                pending.append(frame)  # type: ignore[union-attr]
             self._metrics.frame_out(item.kind)
             return
         direct = self._direct
         if direct is not None and not self._queue and direct.writable():
-            self._pending = item.wire(self.binary)
+            frame = item.wire(self.binary)
+            self._pending = frame
+            self._pending_bytes = len(frame)
             self._batch.add(self)
             self._metrics.frame_out(item.kind)
             return
@@ -185,10 +195,14 @@ class Session:
         direct = self._direct
         if pending is None or direct is None or direct.closed():
             return  # a closed socket: the reader sees the disconnect
-        if type(pending) is bytes:
-            direct.write(pending)
-        else:
-            direct.write_many(pending)  # type: ignore[arg-type]
+        try:
+            if type(pending) is bytes:
+                direct.write(pending)
+            else:
+                direct.write_many(pending)  # type: ignore[arg-type]
+        except Exception:  # the frames are lost: the client must reconnect and recover with `since`
+            log.warning("ws.write_failed", extra={"session_id": self._session_id}, exc_info=True)
+            self.close(CloseCode.INTERNAL_ERROR, "a write failed; reconnect")
 
     def send_frame(self, frame: ServerFrame) -> None:
         """Send a server frame to this connection only (handlers may use it for extra frames)."""
@@ -267,13 +281,13 @@ class Session:
                     return
                 taken = await writer.flush(queue, Closing)
                 if taken < 0:
-                    return
+                    break  # the peer is gone: the reader sees the disconnect
                 self._queued_bytes -= taken
-            self._writing = None  # nothing queued: a later backlog starts a new writer
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the peer went away mid-send: the reader sees the disconnect
             log.debug("ws.write_stopped", extra={"session_id": self._session_id, "error": type(err).__name__})
+        self._writing = None  # a later backlog (or the close frame) starts a new writer
 
     # --- flooding ------------------------------------------------------------------------------
 

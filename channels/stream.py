@@ -48,7 +48,7 @@ def _no_layouts(room: str) -> tuple[int, int]:
 
 
 @functools.cache
-def _kind(event_type: type[Event]) -> str:
+def event_kind(event_type: type[Event]) -> str:
     """An event type's tag as history and the channel carry it (no spaces: fields are space-separated)."""
     return str(event_type.__struct_config__.tag).replace(" ", "_")
 
@@ -127,7 +127,7 @@ class RedisStream:
             room = event.room
             if not room:
                 raise ValueError("an event needs a room")
-            kind = _kind(type(event))
+            kind = event_kind(type(event))
             kinds.append(kind)
             keys += (self._meta_key(room), self._history_key(room))
             fresh_epoch = secrets.token_hex(8)

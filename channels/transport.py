@@ -63,8 +63,8 @@ class WriteBatch:
         for connection in ready:
             try:
                 connection.flush()
-            except Exception:  # one broken transport must not keep the others' frames back
-                log.debug("ws.flush_failed", exc_info=True)
+            except Exception:  # a bug, not a broken socket (`flush` closes those): the others still get theirs
+                log.warning("ws.flush_failed", exc_info=True)
 
 
 class Frame(Protocol):

@@ -1,8 +1,8 @@
 -- Publish room events, in the order given: for each, assign its room's next seq (a new epoch if
 -- the room's counter or history was lost), splice it into the encoded JSON, append to history,
 -- trim, PUBLISH once. One call carries one event or several (an `ask` reaches three rooms), so
--- an event's rooms cost one round trip; the rooms must live on this one Redis (channels/shards.py
--- groups them), which is why this is not run on Redis Cluster.
+-- an event's rooms cost one round trip; the rooms must live on this one Redis (`ShardedStream.publish_many`
+-- in channels/sharding.py groups them), which is why this is not run on Redis Cluster.
 -- KEYS: meta and history of each event's room, in pairs.
 -- ARGV[1..4]: keep events, keep ms, key ttl s, time (the publisher's clock, for latency).
 -- Then 6 per event: json without seq, fresh epoch, channel, type, the oldest layout generation an
