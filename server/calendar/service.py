@@ -478,7 +478,11 @@ HOLD_BATCH = 1000
 
 
 async def hold_events(connection_id: uuid.UUID, events: list[CalEvent]) -> None:
-    """Store `events` as what we last saw of them: the base of the next diff."""
+    """Store `events` as what we last saw of them: the base of the next diff.
+
+    An event listed twice keeps its last version: one multi-row upsert may not touch a row twice.
+    """
+    events = list({event.id: event for event in events}.values())
     for start in range(0, len(events), HOLD_BATCH):
         rows = [
             CalendarEvent(

@@ -96,11 +96,15 @@ async def send_meeting_reminder(ctx: Context, *, meeting_id: str, starts_at: str
 async def purge_old_notifications(ctx: Context) -> int:
     services = ctx["services"]
     cutoff = datetime.now(UTC) - timedelta(days=services.settings.notification_retention_days)
-    gone = await (
-        Notification.delete().where(Notification.created_at < cutoff).returning(Notification.user, Notification.read_at)
+    # hand SQL: counted and grouped inside PostgreSQL; Piccolo's `returning` would bring every deleted row to Python
+    [row] = await Notification.raw(
+        """WITH gone AS (DELETE FROM notifications WHERE created_at < {} RETURNING "user", read_at)
+           SELECT count(*) AS deleted,
+                  coalesce(array_agg(DISTINCT "user") FILTER (WHERE read_at IS NULL), '{{}}') AS unread_of
+           FROM gone""",
+        cutoff,
     )
-    deleted = len(gone)
-    unread_of = {row["user"] for row in gone if row["read_at"] is None}
-    await cache.invalidate(services, *(cache.user_scope(user) for user in unread_of))  # their unread counts
+    deleted = int(row["deleted"])
+    await cache.invalidate(services, *(cache.user_scope(user) for user in row["unread_of"]))  # their unread counts
     log.info("job.purge_notifications", extra={"deleted": deleted})
     return deleted

@@ -92,6 +92,29 @@ async def test_merge_moves_voters_and_author_once_each(room: Room) -> None:
     assert (await alice.request(merge(duplicate["id"], target["id"])))["code"] == "forbidden"
 
 
+async def test_a_question_with_twelve_thousand_voters_merges(room: Room) -> None:
+    """The voters move inside PostgreSQL: one parameter each would pass asyncpg's limit of 32,767."""
+    _, alice = await room.participant("Alice")
+    moderator = await room.moderator()
+    target = (await alice.request(ask(room.public, "Is there a town hall recording?")))["data"]["question"]
+    duplicate = (await alice.request(ask(room.public, "Will the town hall be recorded?")))["data"]["question"]
+    await room.sql(
+        """WITH voters AS (
+               INSERT INTO users (id, display_name, guest_meeting_id)
+               SELECT gen_random_uuid(), 'Voter', $1::uuid FROM generate_series(1, 12000) RETURNING id)
+           INSERT INTO votes (question, "user") SELECT $2::uuid, id FROM voters""",
+        room.meeting_id,
+        duplicate["id"],
+    )
+    merged = await moderator.request(
+        {"type": "merge", "room": room.moderation, "question_id": duplicate["id"], "into_id": target["id"]}
+    )
+    assert merged["type"] == "reply", merged
+    assert merged["data"]["question"]["votes"] == 12_001  # the voters and the duplicate's author
+    [row] = await room.sql("SELECT votes FROM questions WHERE id = $1", target["id"])
+    assert row["votes"] == 12_001
+
+
 async def test_similar_offers_close_questions_the_room_may_see(room: Room) -> None:
     _, alice = await room.participant("Alice")
     moderator = await room.moderator()
