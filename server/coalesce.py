@@ -29,11 +29,14 @@ log = logging.getLogger("roomcast.coalesce")
 LOCK_MS = 10_000
 """A flush that crashed holds its items this long; a live one publishes only in the first half."""
 
-# KEYS: gate and lock key of each item, in pairs. ARGV[1]: this flush's token, ARGV[2]: lock ms.
-# Returns the 1-based indexes of the items this flush may publish now.
+# KEYS: gate and lock key of each item, in pairs. ARGV[1]: this flush's token, ARGV[2]: lock ms,
+# ARGV[3]: how many items it may take at most (items another process holds or just published are
+# skipped, so the budget goes to the next ones). Returns the 1-based indexes of the items granted.
 _ACQUIRE = """
 local granted = {}
+local most = tonumber(ARGV[3])
 for i = 1, #KEYS, 2 do
+  if #granted >= most then break end
   if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('SET', KEYS[i + 1], ARGV[1], 'NX', 'PX', ARGV[2]) then
     table.insert(granted, (i + 1) / 2)
   end
@@ -51,7 +54,8 @@ return 1
 """
 
 Limit = Callable[[uuid.UUID], Awaitable[int]]
-"""`(group)`: how many of the group's dirty items one flush may publish now (at most `batch`)."""
+"""`(group)`: how many of the group's dirty items one flush may publish now (at most `batch`); the flush
+offers the script up to `batch` of the oldest, so items gated by another process do not use up the limit."""
 
 Flush = Callable[[uuid.UUID, list[uuid.UUID], Callable[[], bool]], Awaitable[bool]]
 """`(group, items, in_time)`: read the items' state and publish it if `in_time()` still holds after the read;
@@ -111,18 +115,18 @@ class Coalescer:
 
     async def _flush(self, group_id: uuid.UUID) -> None:
         dirty = self._dirty[group_id]
-        batch = self._batch
-        if self._limit is not None and len(dirty) > 1:  # one item always goes: no need to ask
+        candidates = list(dirty)[: self._batch]
+        most = len(candidates)
+        if self._limit is not None and most > 1:  # one item always goes: no need to ask
             try:
-                batch = max(1, min(batch, await self._limit(group_id)))
+                most = max(1, min(most, await self._limit(group_id)))
             except Exception:  # the limit is a refinement: without it, the fixed batch
                 extra = {"kind": self._name, "group_id": str(group_id)}
                 log.warning("coalesce.limit_failed", extra=extra, exc_info=True)
-        candidates = list(dirty)[:batch]
         token = uuid.uuid4().hex
         keys = [key for item in candidates for key in self._keys(item)]
         locked_until = time.monotonic() + LOCK_MS / 2000
-        granted = [candidates[i - 1] for i in await self._acquire(keys=keys, args=[token, LOCK_MS])]
+        granted = [candidates[i - 1] for i in await self._acquire(keys=keys, args=[token, LOCK_MS, most])]
         if not granted:
             return
         for item in granted:  # cleared before reading, so a write after the read marks it again

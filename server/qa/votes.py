@@ -17,6 +17,7 @@ exact).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -40,9 +41,22 @@ def batch_for(members: int) -> int:
     return max(1, min(BATCH, int(FRAMES_PER_S * WINDOW_S) // max(members, 1)))
 
 
-def _limit_by(members: Callable[[str], Awaitable[int]]) -> Limit:
+def limit_by_room_size(members: Callable[[str], Awaitable[int]], *, max_age_s: float = 1.0) -> Limit:
+    """`batch_for` the meeting's public room, its size read at most once per `max_age_s` per meeting.
+
+    A presence count walks the room's set in Redis (~1.6 ms at 5,000 members); flushes run every
+    200 ms, and a room's size hardly changes in a second.
+    """
+    seen: dict[uuid.UUID, tuple[float, int]] = {}
+
     async def limit(meeting_id: uuid.UUID) -> int:
-        return batch_for(await members(meeting_room(meeting_id)))
+        now = time.monotonic()
+        known = seen.get(meeting_id)
+        if known is None or now - known[0] > max_age_s:
+            if len(seen) >= 4096:  # meetings whose votes stopped: forget them all, the busy ones come back
+                seen.clear()
+            known = seen[meeting_id] = (now, await members(meeting_room(meeting_id)))
+        return batch_for(known[1])
 
     return limit
 
@@ -60,7 +74,7 @@ class VoteCoalescer:
         """`members`: how many are in a room now (presence); without it every flush may carry the full `BATCH`."""
         self._db = db
         self._broker = broker
-        limit = _limit_by(members) if members is not None else None
+        limit = limit_by_room_size(members) if members is not None else None
         self._coalescer = Coalescer(redis, key_prefix, "votes", WINDOW_S, self._flush, batch=BATCH, limit=limit)
 
     def touch(self, meeting_id: uuid.UUID, question_id: uuid.UUID) -> None:
