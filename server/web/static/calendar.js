@@ -19,6 +19,7 @@ const PROVIDERS = { google: "Google Calendar", outlook: "Outlook" };
 const STATUS_WORDS = { active: "Active", syncing: "Syncing", error: "Error" };
 const REFRESH_MS = 15000;
 const SYNCING_REFRESH_MS = 2000; // a "Syncing" badge settles soon, and a sync that changed nothing sends no frame
+const SYNCING_LOOKS = 15; // then the regular refresh: a worker that died mid-sync leaves "Syncing" until its lock expires
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -82,8 +83,10 @@ export function mountCalendar(root, { session, flash = "" }) {
   const changed = new Set(); // calendar event ids that just changed, highlighted once
   let timer = null;
   let settle = null; // the sooner look while a connection says "Syncing"
+  let looks = 0; // sooner looks since the last time nothing said "Syncing"
   let loading = null;
-  let again = false; // a frame arrived while a load was in flight: that load may predate it
+  let followUp = null; // one more load after the one in flight, for callers that know of something newer
+  let stopped = false;
 
   flashLine.textContent = flash;
 
@@ -132,7 +135,7 @@ export function mountCalendar(root, { session, flash = "" }) {
             body: { source: { connection_id: connection.id, calendar_event_id: event.calendar_event_id } },
           });
           flashLine.textContent = `Meeting “${meeting.title}” created; join code ${meeting.join_code}.`;
-          await refresh();
+          await refresh(true);
         } catch (err) {
           say(problemText(err));
           create.removeAttribute("aria-busy");
@@ -152,7 +155,7 @@ export function mountCalendar(root, { session, flash = "" }) {
       try {
         await session.call(`/calendar/connections/${connection.id}/sync`, { method: "POST" });
         flashLine.textContent = `Syncing ${PROVIDERS[connection.provider] ?? connection.provider}…`;
-        setTimeout(refresh, 1500);
+        setTimeout(() => refresh(true), 1500);
       } catch (err) {
         say(problemText(err));
       } finally {
@@ -167,7 +170,7 @@ export function mountCalendar(root, { session, flash = "" }) {
       try {
         await session.call(`/calendar/connections/${connection.id}`, { method: "DELETE" });
         flashLine.textContent = `${name} disconnected.`;
-        await refresh();
+        await refresh(true);
       } catch (err) {
         say(problemText(err));
         disconnect.removeAttribute("aria-busy");
@@ -225,6 +228,7 @@ export function mountCalendar(root, { session, flash = "" }) {
         ),
       ),
     );
+    if (stopped) return; // signed out meanwhile: this view is gone
     list.replaceChildren(...connections.map((c, i) => connectionCard(c, events[i])));
     empty.hidden = connections.length > 0;
     for (const button of root.querySelectorAll("[data-connect]")) {
@@ -232,24 +236,32 @@ export function mountCalendar(root, { session, flash = "" }) {
       const has = connections.some((c) => c.provider === provider);
       button.textContent = `${has ? "Connect another" : "Connect"} ${PROVIDERS[provider]}`;
     }
-    if (!again) changed.clear(); // a newer frame's ids wait for the load that follows it
+    if (!followUp) changed.clear(); // a newer frame's ids wait for the load that follows it
     clearTimeout(settle);
-    settle = connections.some((c) => c.status === "syncing") ? setTimeout(refresh, SYNCING_REFRESH_MS) : null;
+    settle = null;
+    const syncing = connections.some((c) => c.status === "syncing");
+    looks = syncing ? looks + 1 : 0;
+    if (syncing && looks <= SYNCING_LOOKS && !stopped) settle = setTimeout(refresh, SYNCING_REFRESH_MS);
   }
 
-  async function refresh() {
+  /**
+   * Load the view again. `fresh`: the caller knows of a change (a frame, its own action) that a load
+   * already in flight may predate, so one more load follows it (shared by every such caller).
+   */
+  async function refresh(fresh = false) {
+    if (stopped) return;
     if (loading) {
-      again = true;
-      return loading;
+      if (!fresh) return loading;
+      followUp ??= loading.then(() => {
+        followUp = null;
+        return refresh();
+      });
+      return followUp;
     }
     loading = load()
       .catch((err) => say(problemText(err)))
       .finally(() => {
         loading = null;
-        if (again) {
-          again = false;
-          refresh();
-        }
       });
     return loading;
   }
@@ -265,10 +277,10 @@ export function mountCalendar(root, { session, flash = "" }) {
             ? `“${c.title}” was cancelled in the calendar; its meeting is cancelled too.`
             : `“${c.title}” moved to ${when(c.starts_at)}; its meeting moved with it.`;
       }
-      refresh();
+      refresh(true);
     } else if (frame.type === "notification" && frame.notification.kind === "calendar.sync_failed") {
       say(frame.notification.body);
-      refresh();
+      refresh(true);
     }
   }
 
@@ -278,6 +290,7 @@ export function mountCalendar(root, { session, flash = "" }) {
     refresh,
     onFrame,
     stop() {
+      stopped = true;
       clearInterval(timer);
       clearTimeout(settle);
     },
