@@ -6,8 +6,9 @@ through `server.piccolo_conf.DB`; both are process-wide. Building a `Database` c
 test) talks to exactly the database its Settings name. One process talks to one database at a
 time; tests start one per test, one test at a time.
 
-Every started `Database` of one URL in a process shares one engine and one pool (the web app and
-its in-process SAQ worker each build one). That is what makes `transaction()` safe: Piccolo keeps
+Every started `Database` of one URL in a process shares one engine and one pool (the in-process SAQ
+worker is handed the web app's; a test, or a job run by hand beside a running app, that starts
+another gets the same engine). That is what makes `transaction()` safe: Piccolo keeps
 an open transaction in a context variable of its engine, and a table's query joins it only if the
 table is bound to that same engine.
 
@@ -120,10 +121,13 @@ class Database:
         """A Piccolo transaction: the tables' queries inside the block run in it, on its one connection.
 
         A transaction opened inside another joins the outer one (Piccolo's nesting); `isolation`
-        (PostgreSQL's default, read committed, if None) applies to the outermost. It yields
+        (PostgreSQL's default, read committed, if None) can only be chosen by the outermost, and asking
+        for one inside another transaction raises rather than run at the outer level unnoticed. It yields
         Piccolo's transaction, whose `.connection` is the asyncpg connection for callees that
         still take one. Queries inside must not be gathered: one connection runs one at a time.
         """
+        if isolation is not None and self.engine.current_transaction.get() is not None:
+            raise RuntimeError(f"a {isolation} transaction cannot be nested in one that is already open")
         async with _Transaction(self.engine, isolation) as transaction:
             yield transaction
 

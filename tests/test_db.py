@@ -20,10 +20,10 @@ class Rollback(Exception):
     pass
 
 
-async def test_the_app_and_its_in_process_worker_share_one_engine_and_its_transactions(database_url: str) -> None:
+async def test_two_starts_of_one_url_share_one_engine_and_its_transactions(database_url: str) -> None:
     app, worker = Database(database_url, min_size=0), Database(database_url, min_size=0, max_size=2)
     await app.start()
-    await worker.start()  # the in-process worker starts after the app, as in `roomcast serve`
+    await worker.start()  # a second start of the same URL in one process (a test, a job run by hand)
     try:
         assert worker.engine is app.engine and worker.pool is app.pool
         seen_inside: list[int] = []
@@ -41,7 +41,6 @@ async def test_the_app_and_its_in_process_worker_share_one_engine_and_its_transa
         await worker.close()  # the worker stops first; the app's queries go on on the same pool
         await User.insert(User(email="after@example.com", display_name="After the worker"))
         assert await User.count() == 1
-        assert app.pool is not None
     finally:
         await worker.close()
         await app.close()
@@ -77,3 +76,22 @@ async def test_the_periodic_credential_check_takes_more_sockets_than_one_stateme
     assert kept.credential not in revoked
     assert deleted_key.credential in revoked
     assert {i.credential for i in gone} <= set(revoked)
+
+
+async def test_a_transaction_runs_at_the_isolation_it_asks_for_and_a_nested_one_cannot_change_it(
+    database_url: str,
+) -> None:
+    database = Database(database_url, min_size=0)
+    await database.start()
+    try:
+        async with database.transaction(isolation="repeatable_read"):
+            assert await User.raw("SHOW transaction_isolation") == [{"transaction_isolation": "repeatable read"}]
+            with pytest.raises(RuntimeError, match="cannot be nested"):
+                async with database.transaction(isolation="serializable"):
+                    pass
+            async with database.transaction():  # joins the outer one
+                assert await User.raw("SHOW transaction_isolation") == [{"transaction_isolation": "repeatable read"}]
+        async with database.transaction():
+            assert await User.raw("SHOW transaction_isolation") == [{"transaction_isolation": "read committed"}]
+    finally:
+        await database.close()

@@ -9,6 +9,8 @@ import pytest
 
 from server.auth.tables import User
 from server.db import Database, on_connection
+from server.meetings.service import insert_meeting
+from server.meetings.tables import Meeting as MeetingTable
 
 
 @pytest.fixture
@@ -43,3 +45,19 @@ async def test_a_failed_block_rolls_back_what_piccolo_wrote(database: Database) 
     with pytest.raises(RuntimeError):
         await insert_then_fail()
     assert not await User.exists().where(User.id == user_id)
+
+
+async def test_a_meeting_inserted_on_a_held_connection_joins_its_transaction(database: Database) -> None:
+    """`insert_meeting` takes a savepoint per attempt; under `on_connection` that is the held connection's."""
+    owner = uuid.uuid4()
+    await User.insert(User(id=owner, email=f"{owner}@example.com", display_name="Owner"))
+
+    async def insert_then_fail() -> None:
+        async with database.pool.acquire() as held, on_connection(held), held.transaction():
+            meeting = await insert_meeting(owner_id=owner, title="Held")
+            assert await MeetingTable.exists().where(MeetingTable.id == uuid.UUID(str(meeting.id)))
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await insert_then_fail()
+    assert await MeetingTable.count().where(MeetingTable.owner == owner) == 0

@@ -284,11 +284,12 @@ async def insert_meeting(
         for _ in range(JOIN_CODE_ATTEMPTS):
             meeting.id = uuid.uuid4()
             meeting.join_code = new_join_code()
-            savepoint = await transaction.savepoint()
             try:
-                rows = await MeetingTable.insert(meeting).returning(*MEETING_FIELDS)
+                # asyncpg's nested transaction is a savepoint, whichever kind of transaction holds the
+                # connection (Piccolo's, or a held connection's under `server.db.on_connection`)
+                async with transaction.connection.transaction():
+                    rows = await MeetingTable.insert(meeting).returning(*MEETING_FIELDS)
             except asyncpg.UniqueViolationError as err:
-                await savepoint.rollback_to()
                 if "join_code" not in (err.constraint_name or str(err)):
                     raise
                 continue
