@@ -26,14 +26,10 @@ from server.accounts.schemas import (
 )
 from server.accounts.service import live_logins, login_session
 from server.auth.identity import Principal
-from server.auth.schemas import ApiKey
-from server.auth.service import API_KEY_FIELDS, USER_FIELDS, user_of
-from server.auth.tables import ApiKey as ApiKeyTable
-from server.auth.tables import User
-from server.calendar.service import connection_of
+from server.auth.service import get_user, list_api_keys
+from server.calendar.service import CONNECTION_VIEW_FIELDS, connection_of
 from server.calendar.tables import CalendarConnection
-from server.errors import unauthorized
-from server.meetings.service import meeting_of
+from server.meetings.service import MEETING_FIELDS, meeting_of
 from server.meetings.tables import Meeting, MeetingMember
 from server.notifications.service import COLUMNS as NOTIFICATION_COLUMNS
 from server.notifications.tables import Notification
@@ -46,10 +42,10 @@ async def export(services: Services, principal: Principal) -> Export:
     """Everything about the caller, read in one repeatable-read transaction so the parts agree."""
     user_id = principal.user_id
     async with services.db.transaction(isolation="repeatable_read"):
-        profile = await User.select(*USER_FIELDS).where(User.id == user_id).first()
-        if profile is None:
-            raise unauthorized()
-        meetings = await Meeting.select().where(Meeting.owner == user_id).order_by(Meeting.created_at, Meeting.id)
+        profile = await get_user(services, user_id)  # unauthorized if the account is gone
+        meetings = await (
+            Meeting.select(*MEETING_FIELDS).where(Meeting.owner == user_id).order_by(Meeting.created_at, Meeting.id)
+        )
         memberships = await (
             MeetingMember.select(
                 MeetingMember.meeting.as_alias("meeting_id"),
@@ -92,22 +88,10 @@ async def export(services: Services, principal: Principal) -> Export:
             .where(Notification.user == user_id)
             .order_by(Notification.created_at, Notification.id)
         )
-        keys = await (
-            ApiKeyTable.select(*API_KEY_FIELDS)
-            .where(ApiKeyTable.user == user_id)
-            .order_by(ApiKeyTable.created_at, ApiKeyTable.id)
-        )
+        keys = await list_api_keys(services, user_id)
         sessions = await live_logins(user_id)
         calendars = await (
-            CalendarConnection.select(  # not CONNECTION_COLUMNS: those include the tokens, which an export never reads
-                CalendarConnection.id,
-                CalendarConnection.provider,
-                CalendarConnection.account_email,
-                CalendarConnection.status,
-                CalendarConnection.error,
-                CalendarConnection.last_synced_at,
-                CalendarConnection.created_at,
-            )
+            CalendarConnection.select(*CONNECTION_VIEW_FIELDS)
             .where(CalendarConnection.user == user_id)
             .order_by(CalendarConnection.created_at, CalendarConnection.id)
         )
@@ -130,14 +114,14 @@ async def export(services: Services, principal: Principal) -> Export:
         )
     return Export(
         exported_at=datetime.now(UTC),
-        profile=user_of(profile),
+        profile=profile,
         meetings_owned=[meeting_of(row) for row in meetings],
         memberships=[ExportedMembership(**row) for row in memberships],
         questions=[ExportedQuestion(**row) for row in questions],
         votes=[ExportedVote(**row) for row in votes],
         poll_answers=[_poll_answer(row) for row in answers],
         notifications=[_notification(row) for row in notifications],
-        api_keys=[ApiKey(**row) for row in keys],
+        api_keys=keys,
         sessions=[login_session(row, principal.family_id) for row in sessions],
         calendar_connections=[connection_of(row) for row in calendars],
     )

@@ -96,6 +96,18 @@ def build_providers(services: Services) -> dict[str, Provider]:
     return providers
 
 
+CONNECTION_VIEW_FIELDS: tuple[Column, ...] = (
+    CalendarConnection.id,
+    CalendarConnection.provider,
+    CalendarConnection.account_email,
+    CalendarConnection.status,
+    CalendarConnection.error,
+    CalendarConnection.last_synced_at,
+    CalendarConnection.created_at,
+)
+"""What `connection_of` reads: never the tokens."""
+
+
 def connection_of(row: Mapping[str, Any]) -> Connection:
     return Connection(
         id=row["id"],
@@ -243,7 +255,7 @@ class Calendar:
 
     async def connections(self, user_id: uuid.UUID) -> list[Connection]:
         rows = (
-            await CalendarConnection.select(*CONNECTION_COLUMNS)
+            await CalendarConnection.select(*CONNECTION_VIEW_FIELDS)
             .where(CalendarConnection.user == user_id)
             .order_by(CalendarConnection.created_at, CalendarConnection.id)
         )
