@@ -184,9 +184,10 @@ class AskContexts:
 
     With them an ask checks its rules first and then takes one statement (`_ASK`) instead of two:
     the statement re-reads the meeting and stores the question only if its settings are still
-    these, it is open and the asker is not muted. Otherwise nothing is stored and the ask starts
-    again from a fresh read, so a settings change applies to the very next ask, as without them,
-    and nothing has to invalidate them.
+    these, it is open and the asker is not muted. Otherwise nothing is stored and the rules are
+    checked again against what that statement read (which also replaces the entry), so a settings
+    change applies to the very next ask, as without them, and nothing has to invalidate them; a
+    muted asker's refusal changes nothing for the others.
     """
 
     def __init__(self, size: int = 4096) -> None:
@@ -265,6 +266,7 @@ async def ask(
                 question = _new_question(meeting_id, author_id, text, anonymous, client_id, settings)
             except FrameError:  # maybe only by the settings last read here: refuse only by what is stored now
                 contexts.drop(meeting_id)
+        context: Any = None  # the meeting's status, stored settings and whether the asker is muted
         if contexts is not None and known is not None and question is not None:
             if admit is not None:
                 await admit()
@@ -274,14 +276,23 @@ async def ask(
             unchanged = row is not None and row["settings_unchanged"] and not row["asker_muted"]
             if unchanged and row["meeting_status"] not in CLOSED_MEETING:  # then only a repeated client_id
                 return await _asked_before(connection, meeting_id, author_id, client_id), False
-            contexts.drop(meeting_id)  # changed: the rules are checked again against what is stored now
             if refund is not None:
                 await refund()
-        context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
+            if row is None:
+                contexts.drop(meeting_id)
+                raise not_found("meeting")
+            # the statement read what is stored now: the rules are checked against that, with no second read
+            context = {
+                "status": row["meeting_status"],
+                "settings": row["meeting_settings"],
+                "muted": row["asker_muted"],
+            }
         if context is None:
-            raise not_found("meeting")
+            context = await connection.fetchrow(_ASK_CONTEXT, meeting_id, author_id)
+            if context is None:
+                raise not_found("meeting")
         meeting_status = context["status"]
-        if contexts is not None:
+        if contexts is not None:  # a muted asker leaves the entry as it is: the meeting did not change
             settings = contexts.put(meeting_id, meeting_status, context["settings"])
         else:
             settings = qa_settings(context["settings"])
