@@ -25,6 +25,7 @@ from server.meetings.policy import access_of
 from server.qa import service, transitions
 from server.qa.frames import Ask, Delete, Edit, Merge, Moderate, Similar, SimilarItem, VoteFrame
 from server.qa.publish import publish_changes, question_view
+from server.qa.rules import clean_text
 from server.qa.votes import VoteCoalescer
 from server.ratelimit import RateLimiter
 from server.services import Services
@@ -191,9 +192,7 @@ class QaHandlers:
 
     async def similar(self, session: SessionView, frame: Similar, grant: Grant) -> dict[str, Any]:
         access = access_of(grant)
-        text = frame.text.strip()
-        if not text or len(text) > 2000:
-            raise FrameError(ErrorCode.BAD_REQUEST, "text must be 1..2000 characters")
+        text = clean_text(frame.text, 2000)  # a draft of a question: the same rules (PostgreSQL takes no NUL)
         principal = principal_of(session)
         await self._limit("similar", self.services.settings.similar_per_minute, access.meeting_id, principal.user_id)
         rows = await service.similar(self.services.db.pool, access.meeting_id, text, moderation=access.moderation)

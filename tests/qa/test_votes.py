@@ -128,6 +128,9 @@ async def test_similar_offers_close_questions_the_room_may_see(room: Room) -> No
     assert [item["question_id"] for item in items] == [close["id"]]
     assert set(items[0]) == {"question_id", "text", "votes", "score"}
     assert 0 < items[0]["score"] <= 1
+    for text in ("\x00", "  ", "x" * 2001):  # PostgreSQL takes no NUL: refused like a question's text
+        refused = await alice.request({"type": "similar", "room": room.public, "text": text})
+        assert refused["code"] == "bad_request", (text, refused)
 
 
 async def test_blocked_words_hold_a_question_for_moderation(room: Room) -> None:
