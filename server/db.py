@@ -32,6 +32,7 @@ import asyncpg
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.querystring import QueryString
 from piccolo.table import Table
 
 from server import piccolo_conf
@@ -53,6 +54,10 @@ class _Started:
 _STARTED: dict[tuple[str, asyncio.AbstractEventLoop], _Started] = {}
 """The engine of each URL (and event loop: a pool serves only the loop that opened it) that has a
 started `Database` in this process, and how many of them are started."""
+
+
+NOW = QueryString("now()")
+"""The database's clock (its transaction's start) as a value in a Piccolo insert or update."""
 
 
 class Database:

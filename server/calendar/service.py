@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import msgspec
 from piccolo.columns import Column
-from piccolo.querystring import QueryString
 from saq import Queue
 
 from server.auth.tables import User
@@ -46,6 +45,7 @@ from server.calendar.providers.base import (
 )
 from server.calendar.schemas import CalendarEventOut, CalendarEventPage, Connection
 from server.calendar.tables import CalendarConnection, CalendarEvent
+from server.db import NOW
 from server.errors import ApiError, bad_request, conflict, not_found
 from server.meetings.schemas import SourceEvent, SourceIn
 from server.services import Services
@@ -74,11 +74,6 @@ CONNECTION_COLUMNS: tuple[Column, ...] = (
     CalendarConnection.created_at,
 )  # fmt: skip
 """What a connection's row holds here (`Calendar.load`)."""
-
-
-def now() -> QueryString:
-    """The database's `now()` as a value in a Piccolo insert or update."""
-    return QueryString("now()")
 
 
 def build_providers(services: Services) -> dict[str, Provider]:
@@ -221,7 +216,7 @@ class Calendar:
                     (CalendarConnection.status, "active"),
                     (CalendarConnection.error, None),
                     (CalendarConnection.revoked, False),
-                    (CalendarConnection.updated_at, now()),
+                    (CalendarConnection.updated_at, NOW),
                 ],
             )
             .returning(CalendarConnection.id)
@@ -386,7 +381,7 @@ class Calendar:
             token = await self.call(lambda: provider.access_token(tokens, force=force))
             if tokens.changed:
                 await CalendarConnection.update(
-                    {CalendarConnection.tokens: self.box.seal(tokens.raw), CalendarConnection.updated_at: now()}
+                    {CalendarConnection.tokens: self.box.seal(tokens.raw), CalendarConnection.updated_at: NOW}
                 ).where(CalendarConnection.id == row["id"])
         return token
 
@@ -423,7 +418,7 @@ class Calendar:
                     CalendarConnection.status: "error",
                     CalendarConnection.revoked: True,
                     CalendarConnection.error: reason[:500],
-                    CalendarConnection.updated_at: now(),
+                    CalendarConnection.updated_at: NOW,
                 }
             )
             .where((CalendarConnection.id == row["id"]) & (CalendarConnection.revoked == False))  # noqa: E712
@@ -516,7 +511,7 @@ async def hold_events(connection_id: uuid.UUID, events: list[CalEvent]) -> None:
                 CalendarEvent.starts_at,
                 CalendarEvent.ends_at,
                 CalendarEvent.cancelled,
-                (CalendarEvent.updated_at, now()),
+                (CalendarEvent.updated_at, NOW),
             ],
         )
 

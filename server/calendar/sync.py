@@ -34,8 +34,9 @@ from server.calendar.providers.base import (
     SyncReset,
 )
 from server.calendar.schemas import CalendarChange, CalendarUpdated, ChangeKind
-from server.calendar.service import SYNC_TIMEOUT_S, Calendar, Row, hold_events, now
+from server.calendar.service import SYNC_TIMEOUT_S, Calendar, Row, hold_events
 from server.calendar.tables import CalendarConnection, CalendarEvent
+from server.db import NOW
 from server.errors import ApiError
 from server.meetings.schemas import MeetingPatch
 from server.meetings.service import update_meeting
@@ -115,7 +116,7 @@ async def run_sync(calendar: Calendar, connection_id: uuid.UUID, *, final_attemp
 
 async def _set_status(services: Services, connection_id: uuid.UUID, status: str, error: str | None = None) -> None:
     """Set the connection's status (and `error`, when given) unless it was revoked."""
-    values: dict[Column | str, Any] = {CalendarConnection.status: status, CalendarConnection.updated_at: now()}
+    values: dict[Column | str, Any] = {CalendarConnection.status: status, CalendarConnection.updated_at: NOW}
     if error is not None:
         values[CalendarConnection.error] = error[:500]
     await CalendarConnection.update(values).where(_not_revoked(connection_id))
@@ -198,10 +199,10 @@ async def _apply(services: Services, connection_id: uuid.UUID, listing: Listing)
         await CalendarConnection.update(
             {
                 CalendarConnection.sync_cursor: listing.cursor,
-                CalendarConnection.last_synced_at: now(),
+                CalendarConnection.last_synced_at: NOW,
                 CalendarConnection.status: "active",
                 CalendarConnection.error: None,
-                CalendarConnection.updated_at: now(),
+                CalendarConnection.updated_at: NOW,
             }
         ).where(_not_revoked(connection_id))
     return changes
@@ -334,8 +335,8 @@ async def _open_channel(calendar: Calendar, row: Row, current: Channel | None) -
             CalendarConnection.channel_id: channel.id,
             CalendarConnection.channel_resource_id: channel.resource_id,
             CalendarConnection.channel_expires_at: channel.expires_at,
-            CalendarConnection.channel_created_at: now(),
-            CalendarConnection.updated_at: now(),
+            CalendarConnection.channel_created_at: NOW,
+            CalendarConnection.updated_at: NOW,
         }
     ).where(CalendarConnection.id == connection_id)
     log.info(

@@ -30,7 +30,6 @@ from typing import Annotated, Any
 import asyncpg
 import msgspec
 from piccolo.columns import Column
-from piccolo.querystring import QueryString
 
 from server import cache
 from server.auth.identity import Principal
@@ -38,6 +37,7 @@ from server.auth.passwords import hash_password
 from server.auth.service import display_name, normalise_email
 from server.auth.tables import User
 from server.auth.tokens import issue_guest_token
+from server.db import NOW
 from server.errors import bad_request, conflict, forbidden, not_found
 from server.meetings.codes import ALPHABET, LENGTH, new_join_code, normalise_join_code
 from server.meetings.events import close_meeting_rooms, publish_meeting_updated, remove_from_rooms
@@ -88,7 +88,6 @@ MEETING_FIELDS: tuple[Column, ...] = (
 MEETING_COLUMNS = ", ".join(column._meta.db_column_name for column in MEETING_FIELDS)
 """`MEETING_FIELDS` for hand-written statements."""
 
-NOW = QueryString("now()")
 """The database's clock, as the column defaults of the migrations use it."""
 
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -10,12 +10,12 @@ import uuid
 from typing import Any
 
 import msgspec
-from piccolo.querystring import QueryString
 
 from channels.protocol import ClientFrame, ErrorCode, FrameError
 from channels.seams import FrameRouter, SessionView
 from server import cache
 from server.auth.identity import principal_of
+from server.db import NOW
 from server.notifications.service import COLUMNS, notification_view, unread_count
 from server.notifications.tables import Notification
 from server.services import Services
@@ -84,7 +84,7 @@ class NotificationHandlers:
             except ValueError:
                 continue  # like an unknown id: ignored
         user_id = _user(session)
-        marked = ids and await Notification.update({Notification.read_at: QueryString("now()")}).where(
+        marked = ids and await Notification.update({Notification.read_at: NOW}).where(
             (Notification.user == user_id) & Notification.id.is_in(ids) & Notification.read_at.is_null()
         ).returning(Notification.id)
         if marked:

@@ -32,10 +32,9 @@ from typing import Any
 import msgspec
 from piccolo.columns import Column
 from piccolo.query.functions.aggregate import Max
-from piccolo.querystring import QueryString
 
 from channels.protocol import ErrorCode, FrameError
-from server.db import Database
+from server.db import NOW, Database
 from server.errors import conflict, not_found
 from server.meetings.tables import Meeting
 from server.polls.frames import PollAnswer, PollResults
@@ -65,11 +64,6 @@ POLL_COLUMNS: tuple[Column, ...] = (
 ORDER = (Poll.position, Poll.created_at, Poll.id)
 _COLUMN_NAMES = ", ".join(f'"{column._meta.db_column_name}"' for column in POLL_COLUMNS)
 """POLL_COLUMNS for the hand-written reads."""
-
-
-def now() -> QueryString:
-    """The database's `now()` (the transaction's start) as a value in a Piccolo update."""
-    return QueryString("now()")
 
 
 @dataclass(slots=True)
@@ -350,7 +344,7 @@ async def act(meeting_id: uuid.UUID, poll_id: uuid.UUID, action: str) -> list[Ch
         )
         if other is not None:
             changes.append(Change(other, await _set(other["id"], _close())))
-        after = await _set(poll_id, {Poll.status: "open", Poll.opened_at: now(), Poll.closed_at: None})
+        after = await _set(poll_id, {Poll.status: "open", Poll.opened_at: NOW, Poll.closed_at: None})
     elif action == "close":
         if status != "open":
             raise FrameError(ErrorCode.CONFLICT, f"only an open poll can be closed; this one is {status}")
@@ -371,12 +365,12 @@ async def act(meeting_id: uuid.UUID, poll_id: uuid.UUID, action: str) -> list[Ch
 
 
 def _close() -> dict[Column | str, Any]:
-    return {Poll.status: "closed", Poll.closed_at: now()}
+    return {Poll.status: "closed", Poll.closed_at: NOW}
 
 
 async def _set(poll_id: uuid.UUID, values: dict[Column | str, Any]) -> Row:
     """Update the poll's `values` (and `updated_at`); the row after."""
-    updated = await Poll.update({**values, Poll.updated_at: now()}).where(Poll.id == poll_id).returning(*POLL_COLUMNS)
+    updated = await Poll.update({**values, Poll.updated_at: NOW}).where(Poll.id == poll_id).returning(*POLL_COLUMNS)
     return _row(updated[0])
 
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import asyncpg
 from piccolo.columns import Column
-from piccolo.querystring import QueryString
 
 from channels.protocol import ErrorCode, FrameError
 from server.db import advisory_locked, on_connection
@@ -40,7 +39,6 @@ Row = dict[str, Any]
 Values = dict[Column | str, Any]
 """New column values of one question, for `Question.update`."""
 
-NOW = QueryString("now()")
 """The database's clock, as the hand-written statements and the column defaults use it."""
 
 QUESTION_FIELDS: tuple[Column, ...] = (

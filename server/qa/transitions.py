@@ -18,11 +18,10 @@ from piccolo.query.functions.conditional import Coalesce
 from piccolo.querystring import QueryString
 
 from channels.protocol import ErrorCode, FrameError
-from server.db import on_connection
+from server.db import NOW, on_connection
 from server.qa.rules import blocked_words_in, clean_text
 from server.qa.service import (
     CLOSED_MEETING,
-    NOW,
     PUBLIC_STATUSES,
     Change,
     Row,
