@@ -105,7 +105,8 @@ class Session:
         self._pending: bytes | list[bytes] | None = None
         """Frames written this loop iteration, for the batch to send in one system call at its end."""
         self._pending_bytes = 0
-        """Their size: held to `max_queue_bytes`, like the queue (a member handed more in one iteration is too slow)."""
+        """Their size after the first: held to `max_queue_bytes` like the queue, which is where they would wait if each
+        were written on its own (a member handed more in one iteration is too slow)."""
         self._queue: deque[Own | Envelope | Closing] | None = None
         """Frames waiting for the socket (created on the first backlog: most connections never have one)."""
         self._queued_bytes = 0
@@ -174,9 +175,8 @@ class Session:
             return
         direct = self._direct
         if direct is not None and not self._queue and direct.writable():
-            frame = item.wire(self.binary)
-            self._pending = frame
-            self._pending_bytes = len(frame)
+            self._pending = item.wire(self.binary)
+            self._pending_bytes = 0  # the first goes to the socket whatever its size, as an inline write would
             self._batch.add(self)
             self._metrics.frame_out(item.kind)
             return

@@ -190,6 +190,18 @@ async def test_more_than_the_queue_limit_in_one_iteration_closes_with_4008(
     await ada.session.stop()
 
 
+async def test_one_frame_larger_than_the_limit_goes_to_a_writable_socket(
+    room: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    """As when each frame was written on its own: a writable socket takes the first whatever its size."""
+    broker, hub, batch = room
+    ada = await live_member(broker, hub, batch, max_queue_bytes=4096)
+    await broker.publish(Note(room=ROOM, text="x" * 10_000))
+    await turns()
+    assert ada.session.close_code is None
+    assert ada.connection.transport.texts(0) == ["x" * 10_000]
+
+
 async def test_a_failed_write_closes_the_socket_with_1011_so_the_client_recovers(
     room: tuple[MemoryBroker, Hub, WriteBatch],
 ) -> None:
