@@ -45,6 +45,9 @@ class GatewayConfig:
     """Open sockets per client address (a venue's attendees often share one); more get HTTP 429."""
     max_unauthenticated_per_address: int = 1_000
     """Sockets per client address that have not authenticated yet; more get HTTP 429."""
+    write_delay_s: float = 0.0
+    """Write coalescing under load (`channels.transport.WriteBatch`): a large flush within this long of the
+    previous one waits for the rest of it, so members of a busy big room get one write per window. 0: off."""
     close_timeout_s: float = 10.0
     """How long a close may wait behind a stalled socket before the connection is dropped."""
     rate_limit: RateLimit = field(default_factory=RateLimit)

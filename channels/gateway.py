@@ -58,10 +58,10 @@ class Gateway:
         self.config = config
         self.metrics: Metrics = config.metrics or Metrics()
         self.stream = config.stream
-        self.hub = Hub(config.pubsub, metrics=self.metrics)
+        self.batch = WriteBatch(config.write_delay_s)
+        self.hub = Hub(config.pubsub, metrics=self.metrics, batch=self.batch)
         self.rooms = RoomHub(self.hub, config.stream, config.policies, config.presence)
         self.sessions: dict[str, Session] = {}
-        self.batch = WriteBatch()
         self.control = Control(self.sessions, config.credential_check, config.credential_check_s)
         self.hub.register(on_resync=self.rooms.resync, on_control=self.control.disconnect)
         self.frames = Dispatcher(config, self.rooms, self.metrics)

@@ -23,6 +23,7 @@ from channels.backend import BrokerUnavailable, Disconnect, PubSub, RoomUnreacha
 from channels.envelope import Envelope
 from channels.metrics import Metrics
 from channels.subscription import Subscriber, Subscription, SubState, deliver_in_order
+from channels.transport import WriteBatch
 
 log = logging.getLogger("roomcast.hub")
 
@@ -55,8 +56,11 @@ class Hub:
         metrics: Metrics | None = None,
         max_buffer: int = 2000,
         subscribe_timeout_s: float = 5.0,
+        batch: WriteBatch | None = None,
     ) -> None:
         self.pubsub = pubsub
+        self._batch = batch
+        """The sessions' `WriteBatch`: an event's fan-out latency is observed once its frames are written."""
         self.metrics = metrics if metrics is not None else Metrics()
         self.max_buffer = max_buffer
         self.subscribe_timeout_s = subscribe_timeout_s
@@ -238,8 +242,11 @@ class Hub:
             else:
                 sub.subscriber.overflow()
         if entry.subs and envelope.published_at is not None:
-            # once per event, once every local member has it written (the iteration's `WriteBatch` runs first) or queued
-            asyncio.get_running_loop().call_soon(self._observe_fanout, envelope.published_at)
+            # once per event, once every local member has it written (after the batch's flush, held or not) or queued
+            if self._batch is not None:
+                self._batch.after_write(self._observe_fanout, envelope.published_at)
+            else:
+                asyncio.get_running_loop().call_soon(self._observe_fanout, envelope.published_at)
         if behind:
             self._request_resync(entry)
 

@@ -213,6 +213,7 @@ def realtime_gateway(
             heartbeat_s=settings.heartbeat_s,
             auth_timeout_s=settings.ws_auth_timeout_s,
             max_queue_bytes=settings.send_queue_bytes,
+            write_delay_s=settings.write_delay_ms / 1000,
             max_sockets_per_address=settings.max_sockets_per_address,
             max_unauthenticated_per_address=settings.max_unauthenticated_per_address,
             public_url=settings.public_url,
@@ -279,13 +280,16 @@ def serving_app(settings: Settings) -> ASGIApp:
 
 def app_from_environment() -> ASGIApp:
     """uvicorn's factory for worker processes: read Settings once from the environment."""
+    from server.collector import tune_collector
     from server.http_guard import HeaderTimeoutProtocol
     from server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
     HeaderTimeoutProtocol.configure(settings.http_header_timeout_s)  # this worker process's copy
-    return serving_app(settings)
+    app = serving_app(settings)
+    tune_collector()
+    return app
 
 
 __all__ = ["app_from_environment", "create_app", "serving_app"]

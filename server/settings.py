@@ -77,6 +77,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     socket outlives a revoked login or API key when the process missed the disconnect message."""
     send_queue_bytes: int = 4 * 1024 * 1024
     """Bytes a socket's send queue may hold (events, replies, snapshots) before it is closed with 4008."""
+    write_delay_ms: int = 10
+    """Write coalescing under load: a fan-out to many sockets within this many ms of the previous one waits
+    for the rest of the window, so a member of a busy big room gets one write per window, not one per event.
+    0 turns it off; an event after a quiet spell and small fan-outs are never held."""
     ws_auth_timeout_s: int = 10
     """A socket that has not authenticated by then is closed with 4408."""
     max_sockets_per_address: int = 20_000
@@ -147,6 +151,16 @@ def _positive_int(value: str) -> int:
         raise ValueError("expected a positive integer") from None
     if number < 1:
         raise ValueError("expected a positive integer")
+    return number
+
+
+def _delay_ms(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected milliseconds from 0 to 1000") from None
+    if not 0 <= number <= 1000:
+        raise ValueError("expected milliseconds from 0 to 1000")
     return number
 
 
@@ -271,6 +285,7 @@ _SOURCES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "guest_token_ttl_s": ("ROOMCAST_GUEST_TOKEN_TTL_S", _positive_int),
     "credential_check_s": ("ROOMCAST_CREDENTIAL_CHECK_S", _positive_int),
     "send_queue_bytes": ("ROOMCAST_SEND_QUEUE_BYTES", _positive_int),
+    "write_delay_ms": ("ROOMCAST_WRITE_DELAY_MS", _delay_ms),
     "ws_auth_timeout_s": ("ROOMCAST_WS_AUTH_TIMEOUT_S", _positive_int),
     "max_sockets_per_address": ("ROOMCAST_MAX_SOCKETS_PER_ADDRESS", _positive_int),
     "max_unauthenticated_per_address": ("ROOMCAST_MAX_UNAUTHENTICATED_PER_ADDRESS", _positive_int),

@@ -27,6 +27,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.google_auth_url == "https://accounts.google.com/o/oauth2/v2/auth"
     assert settings.microsoft_graph_url == "https://graph.microsoft.com/v1.0"
     assert settings.google_client_id is None
+    assert settings.write_delay_ms == 10
 
 
 def test_values_are_read(tmp_path: Path) -> None:
@@ -37,11 +38,13 @@ def test_values_are_read(tmp_path: Path) -> None:
         ROOMCAST_ALLOWED_ORIGINS="https://a.example, https://b.example/",
         ROOMCAST_ASK_PER_MINUTE="7",
         ROOMCAST_REDIS_PREFIX="rc-staging",
+        ROOMCAST_WRITE_DELAY_MS="0",
     )
     assert not settings.embedded
     assert settings.allowed_origins == ("https://a.example", "https://b.example")
     assert settings.ask_per_minute == 7
     assert settings.redis_prefix == "rc-staging"
+    assert settings.write_delay_ms == 0, "0 turns write coalescing off"
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ("ROOMCAST_ALLOWED_ORIGINS", "example.com", "ROOMCAST_ALLOWED_ORIGINS=example.com: expected comma-separated"),
         ("ROOMCAST_REDIS_PREFIX", "a b", "ROOMCAST_REDIS_PREFIX=a b: expected letters"),
         ("ROOMCAST_HEARTBEAT_S", "1.5", "ROOMCAST_HEARTBEAT_S=1.5: expected a positive integer"),
+        ("ROOMCAST_WRITE_DELAY_MS", "1001", "ROOMCAST_WRITE_DELAY_MS=1001: expected milliseconds from 0 to 1000"),
+        ("ROOMCAST_WRITE_DELAY_MS", "-1", "ROOMCAST_WRITE_DELAY_MS=-1: expected milliseconds from 0 to 1000"),
         ("ROOMCAST_LOG_LEVEL", "loud", "ROOMCAST_LOG_LEVEL=loud: expected one of"),
     ],
 )

@@ -20,7 +20,7 @@ from channels.memory import MemoryBroker
 from channels.metrics import Metrics
 from channels.seams import Identity
 from channels.session import Session
-from channels.transport import DirectWriter, WriteBatch
+from channels.transport import LARGE_FLUSH, DirectWriter, WriteBatch
 from channels.wire import DirectSocket
 from tests.channels.support import Note, processes
 
@@ -215,6 +215,71 @@ async def test_a_failed_write_closes_the_socket_with_1011_so_the_client_recovers
     assert ada.session.close_code == 1011
     assert bob.connection.transport.texts(0) == ["lost"], "one broken socket keeps nobody else's frames back"
     await ada.session.stop()
+
+
+WINDOW_S = 0.2
+
+
+@pytest.fixture
+async def coalescing() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+    """A room whose process coalesces large flushes within `WINDOW_S` (`ROOMCAST_WRITE_DELAY_MS`)."""
+    broker = MemoryBroker()
+    pubsub = broker.pubsub()
+    batch = WriteBatch(WINDOW_S)
+    hub = Hub(pubsub, batch=batch)
+    await pubsub.start()
+    try:
+        yield broker, hub, batch
+    finally:
+        await hub.stop()
+        await pubsub.stop()
+
+
+def written_events(hub: Hub) -> float:
+    """Events whose fan-out the process has observed as written (`roomcast_fanout_latency_seconds`'s count)."""
+    return next(
+        sample.value
+        for metric in hub.metrics.fanout_latency.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count")
+    )
+
+
+async def test_a_big_rooms_events_close_together_reach_each_member_in_one_write_per_window(
+    coalescing: tuple[MemoryBroker, Hub, WriteBatch],
+) -> None:
+    broker, hub, batch = coalescing
+    members = [await live_member(broker, hub, batch) for _ in range(LARGE_FLUSH)]
+    first = members[0]
+    await broker.publish(Note(room=ROOM, text="one"))
+    await turns()
+    assert all(member.calls for member in members), "the first event after a quiet spell is written at once"
+    assert written_events(hub) == 1
+    await broker.publish(Note(room=ROOM, text="two"))
+    await turns()
+    assert len(first.calls) == 1, "an event right after a large flush waits for the window"
+    assert written_events(hub) == 1, "its fan-out is not observed as written before it is"
+    await broker.publish(Note(room=ROOM, text="three"))
+    await asyncio.sleep(WINDOW_S / 4)
+    assert len(first.calls) == 1, "still within the window"
+    await asyncio.sleep(WINDOW_S)  # the window is over: both went out together
+    for member in members:
+        assert [member.connection.transport.texts(n) for n in range(len(member.calls))] == [["one"], ["two", "three"]]
+    assert written_events(hub) == 3
+    await asyncio.sleep(WINDOW_S * 1.5)  # a quiet spell
+    await broker.publish(Note(room=ROOM, text="four"))
+    await turns()
+    assert first.connection.transport.texts(2) == ["four"], "after a quiet spell the next event is not held"
+
+
+async def test_a_small_rooms_events_are_never_held(coalescing: tuple[MemoryBroker, Hub, WriteBatch]) -> None:
+    broker, hub, batch = coalescing
+    ada, bob = await live_member(broker, hub, batch), await live_member(broker, hub, batch)
+    for text in ("one", "two", "three"):
+        await broker.publish(Note(room=ROOM, text=text))
+        await turns()
+        assert ada.connection.transport.texts(len(ada.calls) - 1) == [text]
+    assert len(ada.calls) == len(bob.calls) == 3
 
 
 async def test_an_expiring_credential_closes_its_socket_with_4401_within_a_second() -> None:
