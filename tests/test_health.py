@@ -45,6 +45,8 @@ def test_a_real_server_process_serves_and_stops_on_sigterm(start_servers) -> Non
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and "roomcast" in page.text and "/schema" not in page.text  # no developer links
     assert httpx.get(server.url + "/schema/openapi.json").json()["info"]["title"] == "roomcast"
+    tuned = [line for line in server.log().splitlines() if "server.gc_tuned" in line]
+    assert len(tuned) == 1 and "50000" in tuned[0], "the serving process tunes its collector once, at start"
     assert server.stop() == 0
 
 
