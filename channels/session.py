@@ -4,9 +4,11 @@ Frames go straight to the socket when nothing is queued before them and the sock
 (the direct path, no task switch). Every frame a connection gets in one loop iteration goes out
 in one `write` system call at the end of it (`channels.transport.WriteBatch`): a member of a busy
 room gets several events per iteration, and one call carries them all; a lone frame is written
-as soon as the iteration's callbacks are done. Otherwise frames wait in the queue for a writer
-task, which exists only while something is queued (an idle connection has no task, no queue and
-no timer of its own) and drains it when the socket is writable again. The queue is bounded in
+as soon as the iteration's callbacks are done. Under load a large flush may wait for the rest of
+its coalescing window (`ROOMCAST_WRITE_DELAY_MS`), and frames of that window join it.
+Otherwise frames wait in the queue for a writer task, which exists only while something is
+queued (an idle connection has no task, no queue and no timer of its own) and drains it when
+the socket is writable again. The queue is bounded in
 bytes, not frames (a frame can be one event or a whole snapshot): one more byte than
 `max_queue_bytes` drops the queue and closes the socket with 4008, so a client that stops
 reading costs the server a bounded amount of memory, whatever it asks for meanwhile.

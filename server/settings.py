@@ -77,7 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     socket outlives a revoked login or API key when the process missed the disconnect message."""
     send_queue_bytes: int = 4 * 1024 * 1024
     """Bytes a socket's send queue may hold (events, replies, snapshots) before it is closed with 4008."""
-    write_delay_ms: int = 10
+    write_delay_ms: int = 20
     """Write coalescing under load: a fan-out to many sockets within this many ms of the previous one waits
     for the rest of the window, so a member of a busy big room gets one write per window, not one per event.
     0 turns it off; an event after a quiet spell and small fan-outs are never held."""

@@ -27,7 +27,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert settings.google_auth_url == "https://accounts.google.com/o/oauth2/v2/auth"
     assert settings.microsoft_graph_url == "https://graph.microsoft.com/v1.0"
     assert settings.google_client_id is None
-    assert settings.write_delay_ms == 10
+    assert settings.write_delay_ms == 20
 
 
 def test_values_are_read(tmp_path: Path) -> None:
