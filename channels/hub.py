@@ -59,7 +59,7 @@ class Hub:
         batch: WriteBatch | None = None,
     ) -> None:
         self.pubsub = pubsub
-        self._batch = batch
+        self._batch = batch if batch is not None else WriteBatch()
         """The sessions' `WriteBatch`: an event's fan-out latency is observed once its frames are written."""
         self.metrics = metrics if metrics is not None else Metrics()
         self.max_buffer = max_buffer
@@ -243,10 +243,7 @@ class Hub:
                 sub.subscriber.overflow()
         if entry.subs and envelope.published_at is not None:
             # once per event, once every local member has it written (after the batch's flush, held or not) or queued
-            if self._batch is not None:
-                self._batch.after_write(self._observe_fanout, envelope.published_at)
-            else:
-                asyncio.get_running_loop().call_soon(self._observe_fanout, envelope.published_at)
+            self._batch.after_write(self._observe_fanout, envelope.published_at)
         if behind:
             self._request_resync(entry)
 
