@@ -671,14 +671,14 @@ def raise_nofile() -> int:
 
 def worker_main(wid: int, cfg: dict[str, Any], pipe: Connection, shm: Any) -> None:
     """Entry point of a client process."""
-    import gc
-
     import uvloop
+
+    from server.collector import raise_thresholds
 
     raise_nofile()
     # Each client process holds thousands of sockets and parses every frame: with CPython's default
     # thresholds its full collections paused it for 250-440 ms every few seconds, which the town hall
-    # counted as delivery latency. Young collections every 50,000 net allocations let short-lived
-    # frames die by reference counting before they are promoted, so full collections are rare.
-    gc.set_threshold(50_000, 20, 20)
+    # counted as delivery latency. The server's thresholds let short-lived frames die by reference
+    # counting before they are promoted, so full collections are rare.
+    raise_thresholds()
     uvloop.run(Worker(wid, cfg, pipe, shm).run())

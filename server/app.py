@@ -34,6 +34,7 @@ from server.auth import revocation
 from server.auth import routes as auth_routes
 from server.calendar import routes as calendar_routes
 from server.calendar.service import Calendar
+from server.collector import tune_collector
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.meetings import routes as meeting_routes
@@ -273,23 +274,25 @@ def allow_header_middleware(app: ASGIApp) -> ASGIApp:
 
 
 def serving_app(settings: Settings) -> ASGIApp:
-    """What `roomcast serve` runs: the app, with `/ws` connections taken ahead of Litestar's middleware."""
+    """What `roomcast serve` runs: the app, with `/ws` connections taken ahead of Litestar's middleware.
+
+    Built once per serving process, which then tunes its garbage collector (`server.collector`).
+    """
     app = create_app(settings)
-    return app.plugins.get(GatewayPlugin).front(app)
+    served = app.plugins.get(GatewayPlugin).front(app)
+    tune_collector()
+    return served
 
 
 def app_from_environment() -> ASGIApp:
     """uvicorn's factory for worker processes: read Settings once from the environment."""
-    from server.collector import tune_collector
     from server.http_guard import HeaderTimeoutProtocol
     from server.logs import configure_logging
 
     settings = load_settings()
     configure_logging(settings.log_level)
     HeaderTimeoutProtocol.configure(settings.http_header_timeout_s)  # this worker process's copy
-    app = serving_app(settings)
-    tune_collector()
-    return app
+    return serving_app(settings)
 
 
 __all__ = ["app_from_environment", "create_app", "serving_app"]

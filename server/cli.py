@@ -110,7 +110,6 @@ def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str, ba
     import uvicorn
 
     from server.app import serving_app
-    from server.collector import tune_collector
     from server.db import migrate
     from server.http_guard import HeaderTimeoutProtocol
 
@@ -147,9 +146,7 @@ def serve(host: str, port: int, workers: int, no_migrate: bool, ws_impl: str, ba
         HeaderTimeoutProtocol.configure(ready.http_header_timeout_s)
         ready = msgspec.structs.replace(ready, in_process_worker=ready.in_process_worker or run_worker)
         if workers == 1:
-            app = serving_app(ready)
-            tune_collector()
-            uvicorn.run(app, **options)  # type: ignore[arg-type]
+            uvicorn.run(serving_app(ready), **options)  # type: ignore[arg-type]
         else:
             _export(ready)
             uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -27,9 +27,14 @@ OLDER_THRESHOLDS = (20, 20)
 log = logging.getLogger("roomcast.server")
 
 
+def raise_thresholds() -> None:
+    """Young collections every `YOUNG_THRESHOLD` net allocations (also the load generator's client processes)."""
+    gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+
+
 def tune_collector() -> None:
     """Freeze what start-up built and raise the thresholds: called once per serving process, before it serves."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
+    raise_thresholds()
     log.info("server.gc_tuned", extra={"frozen": gc.get_freeze_count(), "thresholds": list(gc.get_threshold())})

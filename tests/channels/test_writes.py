@@ -7,6 +7,7 @@ uvicorn's connection would hand to the kernel); the hub and the stream are `chan
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -87,17 +88,34 @@ class Member:
         return self.connection.transport.calls
 
 
-@pytest.fixture
-async def room() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+WINDOW_S = 0.2
+
+
+@contextlib.asynccontextmanager
+async def hub_writing_to(batch: WriteBatch) -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+    """A hub on `channels.memory` whose members write through `batch`, as the gateway composes them."""
     broker = MemoryBroker()
     pubsub = broker.pubsub()
-    hub = Hub(pubsub)
+    hub = Hub(pubsub, batch=batch)
     await pubsub.start()
     try:
-        yield broker, hub, WriteBatch()
+        yield broker, hub, batch
     finally:
         await hub.stop()
         await pubsub.stop()
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+    async with hub_writing_to(WriteBatch()) as parts:
+        yield parts
+
+
+@pytest.fixture
+async def coalescing() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
+    """A room whose process coalesces large flushes within `WINDOW_S` (`ROOMCAST_WRITE_DELAY_MS`)."""
+    async with hub_writing_to(WriteBatch(WINDOW_S)) as parts:
+        yield parts
 
 
 async def live_member(broker: MemoryBroker, hub: Hub, batch: WriteBatch, max_queue_bytes: int = 1 << 20) -> Member:
@@ -215,24 +233,6 @@ async def test_a_failed_write_closes_the_socket_with_1011_so_the_client_recovers
     assert ada.session.close_code == 1011
     assert bob.connection.transport.texts(0) == ["lost"], "one broken socket keeps nobody else's frames back"
     await ada.session.stop()
-
-
-WINDOW_S = 0.2
-
-
-@pytest.fixture
-async def coalescing() -> AsyncIterator[tuple[MemoryBroker, Hub, WriteBatch]]:
-    """A room whose process coalesces large flushes within `WINDOW_S` (`ROOMCAST_WRITE_DELAY_MS`)."""
-    broker = MemoryBroker()
-    pubsub = broker.pubsub()
-    batch = WriteBatch(WINDOW_S)
-    hub = Hub(pubsub, batch=batch)
-    await pubsub.start()
-    try:
-        yield broker, hub, batch
-    finally:
-        await hub.stop()
-        await pubsub.stop()
 
 
 def written_events(hub: Hub) -> float:
